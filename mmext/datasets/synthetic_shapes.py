@@ -1,0 +1,502 @@
+"""Synthetic shape scenes: the embedded dataset of every embedded mmext config.
+
+Each scene shows 3-8 objects of five classes that differ only in *shape* (disk, square, triangle,
+ring, cross): colours come from one distribution for every class and for the textured background,
+so a model has to read shape. Objects span about 10 to 56 px on a 128 px image, rings and crosses
+have parts 2-6 px wide, and some objects are placed touching or overlapping an earlier one. Painting
+order defines occlusion: the semantic map holds the top-most class at each pixel, and instance masks
+hold only *visible* pixels.
+
+Shape shorthand: ``S`` image side in px (scenes are square, ``H = W = S``).
+
+The generator is pure numpy; images are drawn from ``np.random.default_rng([seed, split, index])``,
+so an image depends on nothing but its own key. :func:`write_dataset` writes the standard layouts
+that stock dataset classes read::
+
+    <data_root>/img_dir/{train,val}/00000.png           RGB images
+    <data_root>/ann_dir/{train,val}/00000.png           uint8 label ids (0 = background)
+    <data_root>/annotations/instances_{train,val}.json  COCO instances, RLE masks, category ids 1..5
+    <data_root>/meta.json                               generator version and parameters
+
+and :func:`ensure_synthetic_shapes` does so once per parameter set, safely under concurrent callers
+(every rank of a distributed run calls it).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_util
+from tqdm import tqdm
+
+# Bump whenever the rendered output changes, so existing folders are regenerated.
+GENERATOR_VERSION = 1
+DEFAULT_DATA_ROOT = 'data/synthetic_shapes'
+SPLITS = ('train', 'val')
+
+CLASSES = ('background', 'disk', 'square', 'triangle', 'ring', 'cross')
+PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
+           [245, 130, 48]]
+DISK, SQUARE, TRIANGLE, RING, CROSS = range(1, 6)
+
+MIN_VISIBLE_AREA = 12  # px; an occluded object keeps at least this many pixels
+# An occluded object also keeps this share of its pixels: enough of its shape shows to name it.
+MIN_VISIBLE_FRACTION = 0.4
+# Colour distance (RGB, 0-255) between an object and what it is painted on: visible, yet colour
+# alone does not separate the classes because every class draws from the same distribution.
+MIN_CONTRAST = 60.0
+PLACEMENT_TRIES = 30
+
+# Lengths below are px on a 128 px image; scenes of other sizes scale them by S / 128.
+REFERENCE_SIZE = 128
+EXTENT_RANGE = (10.0, 56.0)  # circumscribed diameter, sampled log-uniformly
+RING_WIDTH_RANGE = (2.0, 5.0)
+CROSS_WIDTH_RANGE = (2.0, 6.0)
+MIN_PART_WIDTH = 2.0  # px at any size: narrower bands break apart when rasterised
+
+
+class Shape(NamedTuple):
+    """Geometry of one object, independent of where it is placed.
+
+    Attributes:
+        class_id: label id in 1..5 (see ``CLASSES``).
+        radius: circumscribed radius in px (for a cross, the half-length of an arm).
+        angle: rotation in radians.
+        width: band width of a ring or arm width of a cross in px; 0 for filled shapes.
+    """
+    class_id: int
+    radius: float
+    angle: float
+    width: float
+
+
+def rasterize_shape(shape: Shape, center: Tuple[float, float], size: int) -> np.ndarray:
+    """Exact (not anti-aliased) mask of a shape: the pixels whose centres lie inside it.
+
+    Args:
+        shape: the object's geometry.
+        center: (x, y) of the shape's centre in px; pixel (row i, col j) has its centre at (j, i).
+        size: S.
+
+    Returns:
+        (S, S) bool mask; parts outside the image are cut off.
+    """
+    cx, cy = center
+    x = np.arange(size, dtype=np.float32)[None, :] - np.float32(cx)
+    y = np.arange(size, dtype=np.float32)[:, None] - np.float32(cy)
+    r, half_width = shape.radius, shape.width / 2
+    if shape.class_id in (DISK, RING):
+        dist2 = x * x + y * y
+        inner = (r - shape.width)**2 if shape.class_id == RING else -1.0
+        return (dist2 <= r * r) & (dist2 > inner)
+    cos, sin = np.float32(np.cos(shape.angle)), np.float32(np.sin(shape.angle))
+    u, v = x * cos + y * sin, y * cos - x * sin
+    if shape.class_id == SQUARE:
+        return np.maximum(np.abs(u), np.abs(v)) <= r / np.sqrt(2)
+    if shape.class_id == TRIANGLE:
+        # Equilateral: inside the three edges, whose outward normals are 120 degrees apart and whose
+        # distance from the centre (the inradius) is half the circumradius.
+        inside = np.ones((size, size), bool)
+        for normal in (np.pi / 2, np.pi / 2 + 2 * np.pi / 3, np.pi / 2 + 4 * np.pi / 3):
+            inside &= u * np.float32(np.cos(normal)) + v * np.float32(np.sin(normal)) <= r / 2
+        return inside
+    if shape.class_id == CROSS:
+        au, av = np.abs(u), np.abs(v)
+        return ((au <= r) & (av <= half_width)) | ((av <= r) & (au <= half_width))
+    raise ValueError(f'unknown class id {shape.class_id}')
+
+
+def sample_shape(rng: np.random.Generator, size: int) -> Shape:
+    """A random shape of a uniformly drawn class, sized for an S px scene.
+
+    Args:
+        rng: random generator (consumed).
+        size: S; extents and part widths scale with S / 128.
+
+    Returns:
+        The shape; its extent is log-uniform in about 10-56 px at S = 128, rings have bands of
+        2-5 px and crosses arms of 2-6 px (never under 2 px), and thin shapes are large enough to
+        keep a hole or distinct arms.
+    """
+    scale = size / REFERENCE_SIZE
+    class_id = int(rng.integers(1, len(CLASSES)))
+    radius = float(np.exp(rng.uniform(*np.log(EXTENT_RANGE)))) * scale / 2
+    angle = float(rng.uniform(0, 2 * np.pi))
+    width = 0.0
+    if class_id in (RING, CROSS):
+        low, high = RING_WIDTH_RANGE if class_id == RING else CROSS_WIDTH_RANGE
+        width = max(MIN_PART_WIDTH, float(rng.uniform(low, high)) * scale)
+        # A ring keeps a hole wider than its band; a cross keeps arms longer than they are wide.
+        radius = max(radius, (2.5 if class_id == RING else 2.0) * width)
+    return Shape(class_id, radius, angle, width)
+
+
+def visible_masks(full_masks: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """Visible part of each object when they are painted in order (later objects on top).
+
+    Args:
+        full_masks: K (S, S) bool masks in painting order.
+
+    Returns:
+        K (S, S) bool masks, pairwise disjoint, whose union is the union of ``full_masks``.
+    """
+    if not full_masks:
+        return []
+    covered = np.zeros_like(full_masks[0])
+    visible = []
+    for mask in reversed(full_masks):
+        visible.append(mask & ~covered)
+        covered |= mask
+    return visible[::-1]
+
+
+def _candidate_center(rng: np.random.Generator, shape: Shape, placed: Sequence[Tuple],
+                      size: int) -> Tuple[float, float]:
+    """Where to try the next object: anywhere, touching, or overlapping a placed object.
+
+    Args:
+        rng: random generator (consumed).
+        shape: the object to place.
+        placed: (shape, center, full mask) of the objects placed so far.
+        size: S.
+
+    Returns:
+        (x, y) centre in px; the caller rejects unsuitable ones.
+    """
+    mode = rng.choice(3, p=(0.5, 0.25, 0.25)) if placed else 0
+    if mode == 0:
+        return tuple(rng.uniform(0, size, 2))
+    other, (ox, oy), other_mask = placed[rng.integers(len(placed))]
+    direction = rng.uniform(0, 2 * np.pi)
+    step = np.array([np.cos(direction), np.sin(direction)])
+    reach = other.radius + shape.radius + other.width + shape.width
+    if mode == 2:
+        return tuple(np.array([ox, oy]) + rng.uniform(0.3, 0.8) * reach * step)
+    # Touching: walk in from outside until the shapes meet, then keep the last disjoint position,
+    # which leaves a gap of at most one pixel. Walking inwards (not outwards from the centre) keeps
+    # objects from settling into the hole of a ring without touching it.
+    distance = reach + 1
+    while distance > 0:
+        center = (ox + (distance - 1) * step[0], oy + (distance - 1) * step[1])
+        if (rasterize_shape(shape, center, size) & other_mask).any():
+            break
+        distance -= 1
+    return (ox + distance * step[0], oy + distance * step[1])
+
+
+def sample_layout(rng: np.random.Generator, size: int) -> List[Tuple[int, np.ndarray]]:
+    """Objects of one scene in painting order, placed so that every one stays recognisable.
+
+    A candidate is rejected when its centre is nearer than half its radius to the image border (so
+    that at most about half of it is cut off), when it has fewer than ``MIN_VISIBLE_AREA`` pixels,
+    or when it would leave an earlier object fewer than
+    ``max(MIN_VISIBLE_AREA, MIN_VISIBLE_FRACTION * area)`` visible pixels. An object with no
+    accepted candidate after ``PLACEMENT_TRIES`` is left out.
+
+    Args:
+        rng: random generator (consumed).
+        size: S.
+
+    Returns:
+        Up to 8 (class_id, full mask) pairs; masks are (S, S) bool, before occlusion.
+    """
+    placed = []
+    visible = []
+    for _ in range(int(rng.integers(3, 9))):
+        for _ in range(PLACEMENT_TRIES):
+            shape = sample_shape(rng, size)
+            cx, cy = _candidate_center(rng, shape, placed, size)
+            margin = shape.radius / 2
+            if not (margin <= cx <= size - 1 - margin and margin <= cy <= size - 1 - margin):
+                continue
+            mask = rasterize_shape(shape, (cx, cy), size)
+            if mask.sum() < MIN_VISIBLE_AREA:
+                continue
+            now_visible = [seen & ~mask for seen in visible]
+            if all(seen.sum() >= max(MIN_VISIBLE_AREA, MIN_VISIBLE_FRACTION * full.sum())
+                   for seen, (_, _, full) in zip(now_visible, placed)):
+                placed.append((shape, (cx, cy), mask))
+                visible = now_visible + [mask]
+                break
+    return [(shape.class_id, mask) for shape, _, mask in placed]
+
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    """(3,) float32 RGB, uniform in the RGB cube: the one distribution of object and background."""
+    return rng.uniform(0, 255, 3).astype(np.float32)
+
+
+def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Background of smooth colour blobs, a sinusoidal grating and pixel noise.
+
+    Args:
+        rng: random generator (consumed).
+        size: S.
+
+    Returns:
+        (S, S, 3) float32 RGB, roughly in [0, 255] (not clipped).
+    """
+    scale = size / REFERENCE_SIZE
+    cells = int(rng.integers(2, 9))
+    blend = cv2.resize(rng.random((cells, cells), dtype=np.float32), (size, size),
+                       interpolation=cv2.INTER_CUBIC)[..., None]
+    low, high = _random_colour(rng), _random_colour(rng)
+    image = low + np.clip(blend, 0, 1) * (high - low)
+    # Stripes 3-12 px wide on a 128 px image: as thin as ring bands and cross arms, so thinness
+    # alone does not mark an object.
+    period = rng.uniform(6, 24) * scale
+    direction = rng.uniform(0, 2 * np.pi)
+    ys, xs = np.mgrid[:size, :size].astype(np.float32)
+    phase = (xs * np.cos(direction) + ys * np.sin(direction)) * (2 * np.pi / period)
+    grating = np.sin(phase + rng.uniform(0, 2 * np.pi)) * rng.uniform(0, 45)
+    image += grating[..., None] * rng.uniform(-1, 1, 3).astype(np.float32)
+    image += rng.normal(0, rng.uniform(2, 10), image.shape).astype(np.float32)
+    return image
+
+
+def paint_objects(rng: np.random.Generator, canvas: np.ndarray,
+                  layout: Sequence[Tuple[int, np.ndarray]]) -> np.ndarray:
+    """Paint each object with its own colour, a linear shading and mild noise, in order.
+
+    Args:
+        rng: random generator (consumed).
+        canvas: (S, S, 3) float32 RGB background; painted in place.
+        layout: (class_id, full mask) pairs in painting order; masks are (S, S) bool.
+
+    Returns:
+        ``canvas``.
+    """
+    size = canvas.shape[0]
+    ys, xs = np.mgrid[:size, :size].astype(np.float32) / size
+    for _, mask in layout:
+        under = canvas[mask].mean(axis=0)
+        for _ in range(20):
+            colour = _random_colour(rng)
+            if np.linalg.norm(colour - under) >= MIN_CONTRAST:
+                break
+        direction = rng.uniform(0, 2 * np.pi)
+        shading = 1 + rng.uniform(0, 0.4) * (xs * np.cos(direction) + ys * np.sin(direction) - 0.5)
+        texture = colour * shading[..., None] + rng.normal(0, rng.uniform(0, 10), canvas.shape)
+        canvas[mask] = texture[mask]
+    return canvas
+
+
+def render_scene(rng: np.random.Generator,
+                 size: int = 128) -> Tuple[np.ndarray, np.ndarray, List[Tuple[int, np.ndarray]]]:
+    """One synthetic scene with exact semantic and instance labels.
+
+    Args:
+        rng: random generator (consumed); :func:`write_dataset` uses
+            ``np.random.default_rng([seed, split_index, image_index])``.
+        size: S.
+
+    Returns:
+        image: (S, S, 3) uint8 RGB, lightly blurred and noised after painting.
+        semantic: (S, S) uint8 label ids, the top-most object's class or 0 (background).
+        instances: (class_id, mask) per object in painting order; masks are (S, S) bool, hold only
+            the visible pixels, are pairwise disjoint and cover exactly the non-background pixels.
+    """
+    layout = sample_layout(rng, size)
+    canvas = paint_objects(rng, textured_background(rng, size), layout)
+    canvas = cv2.GaussianBlur(canvas, (0, 0), rng.uniform(0.3, 0.8))
+    canvas += rng.normal(0, 2, canvas.shape).astype(np.float32)
+    image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+    semantic = np.zeros((size, size), np.uint8)
+    for class_id, mask in layout:
+        semantic[mask] = class_id
+    instances = [(class_id, mask) for (class_id, _), mask in
+                 zip(layout, visible_masks([mask for _, mask in layout]))]
+    return image, semantic, instances
+
+
+def coco_annotation(mask: np.ndarray, class_id: int, image_id: int, ann_id: int) -> dict:
+    """COCO instance annotation of one visible mask.
+
+    Args:
+        mask: (S, S) bool, non-empty.
+        class_id: label id in 1..5, used as the COCO category id.
+        image_id, ann_id: COCO ids.
+
+    Returns:
+        Dict with ``bbox`` [x, y, w, h] in px tight around the mask (a one-pixel mask has
+        w = h = 1), ``area`` the pixel count and ``segmentation`` the compressed RLE with ``counts``
+        as str.
+    """
+    ys, xs = np.nonzero(mask)
+    x0, y0 = int(xs.min()), int(ys.min())
+    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle['counts'] = rle['counts'].decode('ascii')
+    return dict(id=ann_id, image_id=image_id, category_id=class_id,
+                bbox=[x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1],
+                area=int(mask.sum()), segmentation=rle, iscrowd=0)
+
+
+def write_dataset(data_root, seed: int = 0, num_train: int = 200, num_val: int = 50,
+                  size: int = 128, progress: bool = True) -> Path:
+    """Render both splits and write them in the mmseg and COCO layouts (see the module docstring).
+
+    Image ``i`` of split ``s`` (0 = train, 1 = val) comes from
+    ``np.random.default_rng([seed, s, i])``, so it does not depend on the split sizes. ``meta.json``
+    is written last: a folder without it is incomplete.
+
+    Args:
+        data_root: folder to write into (created if missing).
+        seed: dataset seed.
+        num_train, num_val: images per split.
+        size: S.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``data_root`` as a Path.
+    """
+    root = Path(data_root)
+    categories = [dict(id=i, name=name) for i, name in enumerate(CLASSES) if i > 0]
+    with tqdm(total=num_train + num_val, desc=f'synthetic shapes (seed {seed}, {size} px)',
+              disable=not progress) as bar:
+        for split_index, (split, count) in enumerate(zip(SPLITS, (num_train, num_val))):
+            img_dir, ann_dir = root / 'img_dir' / split, root / 'ann_dir' / split
+            img_dir.mkdir(parents=True, exist_ok=True)
+            ann_dir.mkdir(parents=True, exist_ok=True)
+            images, annotations = [], []
+            for index in range(count):
+                image, semantic, instances = render_scene(
+                    np.random.default_rng([seed, split_index, index]), size)
+                file_name = f'{index:05d}.png'
+                # cv2 writes BGR.
+                cv2.imwrite(str(img_dir / file_name), image[..., ::-1])
+                cv2.imwrite(str(ann_dir / file_name), semantic)
+                images.append(dict(id=index + 1, file_name=file_name, width=size, height=size))
+                for class_id, mask in instances:
+                    annotations.append(
+                        coco_annotation(mask, class_id, index + 1, len(annotations) + 1))
+                bar.update()
+            (root / 'annotations').mkdir(exist_ok=True)
+            coco = dict(info=dict(description='mmext synthetic shapes', version=GENERATOR_VERSION),
+                        images=images, annotations=annotations, categories=categories)
+            (root / 'annotations' / f'instances_{split}.json').write_text(json.dumps(coco))
+    meta = dict(_parameters(seed, num_train, num_val, size), classes=list(CLASSES))
+    (root / 'meta.json').write_text(json.dumps(meta, indent=2))
+    return root
+
+
+def _parameters(seed: int, num_train: int, num_val: int, size: int) -> dict:
+    """What decides a folder's content; ``meta.json`` must match it for the folder to be reused."""
+    return dict(generator_version=GENERATOR_VERSION, seed=seed, num_train=num_train,
+                num_val=num_val, size=size)
+
+
+def _matches(root: Path, parameters: dict) -> bool:
+    """Whether ``root`` is a complete folder written with ``parameters``."""
+    try:
+        meta = json.loads((root / 'meta.json').read_text())
+    except (OSError, ValueError):
+        return False
+    return all(meta.get(key) == value for key, value in parameters.items())
+
+
+# Every file that write_dataset writes, relative to data_root.
+_WRITTEN_FILE = re.compile(r'(img_dir|ann_dir)/(train|val)/\d{5,}\.png'
+                           r'|annotations/instances_(train|val)\.json|meta\.json')
+
+
+def _discard(root: Path) -> None:
+    """Remove an outdated or partial dataset folder, refusing any folder that holds other files.
+
+    The folder is first renamed aside, so that it is never seen half deleted.
+    """
+    if not all(_WRITTEN_FILE.fullmatch(path.relative_to(root).as_posix())
+               for path in root.rglob('*') if not path.is_dir()):
+        # A mistyped data_root must never cost a user their files.
+        raise FileExistsError(f'{root} holds files that synthetic shapes did not write; '
+                              'choose another data_root')
+    trash = root.with_name(f'.{root.name}.stale-{uuid.uuid4().hex}')
+    try:
+        os.rename(root, trash)
+    except FileNotFoundError:  # a concurrent caller moved it first
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def ensure_synthetic_shapes(data_root=DEFAULT_DATA_ROOT, seed: int = 0, num_train: int = 200,
+                            num_val: int = 50, size: int = 128, force: bool = False) -> Path:
+    """Make sure ``data_root`` holds the synthetic shapes dataset for these parameters.
+
+    Returns at once when ``meta.json`` matches. Otherwise the data are written into a temporary
+    sibling folder and renamed into place, so that readers only ever see complete folders and
+    concurrent callers (e.g. the ranks of a distributed run) neither collide nor corrupt each other;
+    an outdated or partial folder is replaced, a folder holding anything else is refused.
+
+    Args:
+        data_root: dataset folder.
+        seed, num_train, num_val, size: see :func:`write_dataset`.
+        force: regenerate even when the existing folder matches.
+
+    Returns:
+        ``data_root`` as a Path.
+    """
+    root = Path(data_root)
+    parameters = _parameters(seed, num_train, num_val, size)
+    if not force and _matches(root, parameters):
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # Not tempfile.mkdtemp: its mode 0700 would survive the rename and hide the data from others.
+    staging = root.with_name(f'.{root.name}.tmp-{uuid.uuid4().hex}')
+    staging.mkdir()
+    try:
+        write_dataset(staging, seed, num_train, num_val, size)
+        while True:
+            try:
+                # Atomic; fails while a non-empty folder sits at root.
+                os.rename(staging, root)
+                return root
+            except OSError:
+                if not root.exists():
+                    raise
+            if not force and _matches(root, parameters):  # a concurrent caller finished first
+                return root
+            _discard(root)
+            force = False  # what existed before this call is gone; keep what others install now
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Path:
+    """Command line of ``tools/generate_synthetic_shapes.py --data-root ... [--seed N] [--force]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     argument_default=argparse.SUPPRESS)
+    # Options left out take the defaults of ensure_synthetic_shapes.
+    parser.add_argument('--data-root')
+    parser.add_argument('--seed', type=int)
+    parser.add_argument('--num-train', type=int)
+    parser.add_argument('--num-val', type=int)
+    parser.add_argument('--size', type=int, help='image side in px')
+    parser.add_argument('--force', action='store_true', help='regenerate even if up to date')
+    root = ensure_synthetic_shapes(**vars(parser.parse_args(argv)))
+    print(f'synthetic shapes ready in {root}')
+    return root
+
+
+class SynthesizeOnInitMixin:
+    """Mixin for a host dataset class: writes the synthetic shapes into ``data_root`` first.
+
+    Put it before the host class among the bases, e.g.
+    ``class SyntheticShapesCocoDataset(SynthesizeOnInitMixin, CocoDataset)``.
+
+    Args:
+        data_root: dataset folder, passed on to the host class.
+        synthesis: keyword arguments of :func:`ensure_synthetic_shapes` (``seed``, ``num_train``,
+            ``num_val``, ``size``; its defaults where left out), or None to read ``data_root``
+            as it is.
+    """
+
+    def __init__(self, data_root: str = DEFAULT_DATA_ROOT, synthesis: Optional[dict] = dict(),
+                 **kwargs):
+        if synthesis is not None:
+            ensure_synthetic_shapes(data_root, **synthesis)
+        super().__init__(data_root=data_root, **kwargs)

@@ -1,0 +1,2 @@
+"""mmdetection plugins (registered into ``mmdet.registry``)."""
+from . import datasets  # noqa: F401

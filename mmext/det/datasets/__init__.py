@@ -1,0 +1,4 @@
+"""mmdetection datasets."""
+from .synthetic_shapes import SyntheticShapesCocoDataset
+
+__all__ = ['SyntheticShapesCocoDataset']

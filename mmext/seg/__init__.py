@@ -1,0 +1,2 @@
+"""mmsegmentation plugins (registered into ``mmseg.registry``)."""
+from . import datasets, heads, hooks  # noqa: F401

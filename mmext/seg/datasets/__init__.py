@@ -1,0 +1,4 @@
+"""mmsegmentation datasets."""
+from .synthetic_shapes import SyntheticShapesDataset
+
+__all__ = ['SyntheticShapesDataset']

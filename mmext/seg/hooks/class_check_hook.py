@@ -1,0 +1,55 @@
+"""A hook that refuses a segmentor whose heads disagree with the dataset's classes."""
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import HOOKS
+
+from ..heads.validation import check_label_range
+
+
+def _decode_heads(runner):
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, BaseDecodeHead)]
+
+
+@HOOKS.register_module()
+class SegClassCheckHook(Hook):
+    """Check that every decode/auxiliary head predicts as many classes as the dataset has.
+
+    Before training, validation and testing it compares each head's ``num_classes`` with
+    ``len(dataset.metainfo['classes'])``; during training it checks that the labels of every batch
+    (except ``ignore_index``) are below ``num_classes``. A mismatch raises ``ValueError`` naming the
+    config key, instead of a silently wrong IoU or an index error inside the loss.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def _check_dataset(self, runner, dataloader, split):
+        classes = dataloader.dataset.metainfo.get('classes')
+        if classes is None:
+            return
+        for name, head in _decode_heads(runner):
+            if head.num_classes != len(classes):
+                raise ValueError(
+                    f'model.{name}.num_classes={head.num_classes}, but the {split} dataset '
+                    f'({type(dataloader.dataset).__name__}) has {len(classes)} classes '
+                    f'{tuple(classes)}; set num_classes={len(classes)} in every decode and '
+                    'auxiliary head.')
+
+    def before_train(self, runner) -> None:
+        self._check_dataset(runner, runner.train_dataloader, 'train')
+
+    def before_val(self, runner) -> None:
+        self._check_dataset(runner, runner.val_dataloader, 'val')
+
+    def before_test(self, runner) -> None:
+        self._check_dataset(runner, runner.test_dataloader, 'test')
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        samples = (data_batch or {}).get('data_samples') or []
+        labels = [s.gt_sem_seg.data for s in samples if 'gt_sem_seg' in s]
+        if not labels:
+            return
+        for _, head in _decode_heads(runner):
+            for label in labels:
+                check_label_range(label, head)

@@ -1,0 +1,246 @@
+"""Checkpoints load through mmengine under torch's weights_only unpickler with mmext's allow-list."""
+import copy
+import os
+import pathlib
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, load_checkpoint
+from mmengine.testing import RunnerTestCase
+from mmengine.testing.runner_test_case import ToyModel
+
+import mmext  # noqa: F401  (installs the scoped allow-list, as custom_imports does)
+from mmext.runner import CHECKPOINT_SAFE_GLOBALS, UnsafeCheckpointError, install_safe_checkpoint_loading
+
+
+@pytest.fixture
+def toy():
+    """mmengine's RunnerTestCase set-up: toy model, dataset, metric and configs, cleaned up after."""
+    case = RunnerTestCase()
+    case.setUp()
+    yield case
+    case.tearDown()
+
+
+def _config(toy, by_epoch, length):
+    """SGD with momentum and a param scheduler, so that the checkpoint holds their state.
+
+    ``length`` is in epochs (4 iterations each: 12 samples, batch 3) or in iterations.
+    """
+    cfg = copy.deepcopy(toy.epoch_based_cfg if by_epoch else toy.iter_based_cfg)
+    cfg.optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))
+    if by_epoch:
+        cfg.train_cfg = dict(by_epoch=True, max_epochs=length, val_interval=1)
+        # OneCycle's state pickles ``getattr(OneCycleParamScheduler, '_annealing_cos')``.
+        cfg.param_scheduler = dict(type='OneCycleLR', eta_max=0.1, total_steps=8, by_epoch=False)
+    else:
+        cfg.train_cfg = dict(by_epoch=False, max_iters=length)
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=3, by_epoch=False)
+        cfg.param_scheduler = dict(type='MultiStepLR', milestones=[2], by_epoch=False)
+    return cfg
+
+
+def _momentum_buffers(runner):
+    state = runner.optim_wrapper.optimizer.state
+    return [state[p]['momentum_buffer'].clone() for p in runner.model.parameters()]
+
+
+class _Reduce:
+    """Unpickles as ``func(*args)``, then sets ``state`` on the result if given: a crafted pickle."""
+
+    def __init__(self, func, args=(), state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
+
+
+def _exec_writing(marker):
+    return _Reduce(exec, (f'open({str(marker)!r}, "w").write("pwned")', ))
+
+
+@pytest.fixture
+def evil(tmp_path):
+    """A checkpoint whose pickle would create ``marker`` through ``builtins.exec``."""
+    marker = tmp_path / 'marker'
+    path = tmp_path / 'evil.pth'
+    torch.save({'meta': {'note': _exec_writing(marker)}, 'state_dict': {}}, path)
+    return path, marker
+
+
+@pytest.mark.parametrize('by_epoch', [False, True], ids=['iter', 'epoch'])
+def test_resume_restores_training_state(toy, by_epoch):
+    first = toy.build_runner(_config(toy, by_epoch, length=1 if by_epoch else 3))
+    first.train()
+    ckpt = os.path.join(first.work_dir, 'epoch_1.pth' if by_epoch else 'iter_3.pth')
+    model = ToyModel()
+    load_checkpoint(model, ckpt, map_location='cpu', strict=True)
+    for name, weight in first.model.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], weight, rtol=0, atol=0)
+
+    second = toy.build_runner(_config(toy, by_epoch, length=2 if by_epoch else 6))
+    second.resume(ckpt)
+    assert (second.epoch, second.iter) == ((1, 4) if by_epoch else (0, 3))
+    for resumed, saved in zip(_momentum_buffers(second), _momentum_buffers(first)):
+        torch.testing.assert_close(resumed, saved, rtol=0, atol=0)
+        assert saved.abs().sum() > 0
+    resumed_scheduler = second.param_schedulers[0].state_dict()
+    assert resumed_scheduler == first.param_schedulers[0].state_dict()
+    assert resumed_scheduler['last_step'] > 0
+    resumed_loss = second.message_hub.get_scalar('train/loss')
+    assert isinstance(resumed_loss, HistoryBuffer)
+    for resumed, saved in zip(resumed_loss.data, first.message_hub.get_scalar('train/loss').data):
+        np.testing.assert_array_equal(resumed, saved)
+    assert len(resumed_loss.data[0]) == (4 if by_epoch else 3)
+    assert resumed_loss.statistics('mean') == pytest.approx(resumed_loss.data[0].mean())
+
+    second.train()
+    assert (second.epoch, second.iter) == ((2, 8) if by_epoch else (0, 6))
+    assert os.path.isfile(os.path.join(second.work_dir, 'epoch_2.pth' if by_epoch else 'iter_6.pth'))
+
+
+def test_checkpoint_written_by_numpy1_loads(toy, tmp_path):
+    """OpenMMLab's model zoo predates numpy 2, whose pickles name ``numpy.core`` not ``numpy._core``."""
+    runner = toy.build_runner(_config(toy, by_epoch=False, length=3))
+    runner.train()
+    numpy1 = tmp_path / 'numpy1.pth'
+    written = os.path.join(runner.work_dir, 'iter_3.pth')
+    with zipfile.ZipFile(written) as src, zipfile.ZipFile(numpy1, 'w') as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith('/data.pkl'):
+                assert b'numpy._core.multiarray\n' in data
+                data = data.replace(b'numpy._core.multiarray\n', b'numpy.core.multiarray\n')
+            dst.writestr(info.filename, data)
+    unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(numpy1)
+    assert 'numpy.core.multiarray._reconstruct' in unsafe
+
+    checkpoint = _load_checkpoint(str(numpy1))
+    loss = checkpoint['message_hub']['log_scalars']['train/loss']
+    np.testing.assert_array_equal(loss.data[0], runner.message_hub.get_scalar('train/loss').data[0])
+    assert checkpoint['message_hub']['runtime_info']['eta'].dtype == np.float64
+
+
+@pytest.mark.parametrize('load', [
+    lambda path: load_checkpoint(ToyModel(), path),
+    lambda path: _load_checkpoint(path),
+    lambda path: CheckpointLoader.load_checkpoint(path),
+], ids=['load_checkpoint', '_load_checkpoint', 'CheckpointLoader'])
+def test_code_executing_pickle_is_refused(evil, load):
+    path, marker = evil
+    with pytest.raises(UnsafeCheckpointError) as excinfo:
+        load(str(path))
+    assert not marker.exists()
+    message = str(excinfo.value)
+    assert str(path) in message
+    assert 'it needs builtins.exec' in message and 'almost certainly malicious' in message
+    assert "mmext keeps torch.load's weights_only unpickler on purpose" in message
+    assert excinfo.value.refused == ['builtins.exec']
+    assert isinstance(excinfo.value.__cause__, pickle.UnpicklingError)
+    assert 'Weights only load failed' in str(excinfo.value.__cause__)
+
+
+def test_trusted_file_loads_after_the_advised_allow_listing(tmp_path):
+    path = tmp_path / 'extra.pth'
+    torch.save({'meta': {'data_root': pathlib.PurePosixPath('/data/cityscapes')}}, path)
+    advice = r'add_safe_globals\(\[PurePosixPath\]\)` with PurePosixPath imported from pathlib'
+    with pytest.raises(UnsafeCheckpointError, match=advice) as excinfo:
+        _load_checkpoint(str(path))
+    assert excinfo.value.refused == ['pathlib.PurePosixPath']
+    with torch.serialization.safe_globals([pathlib.PurePosixPath]):
+        checkpoint = _load_checkpoint(str(path))
+    assert checkpoint['meta']['data_root'] == pathlib.PurePosixPath('/data/cityscapes')
+
+
+def test_payload_is_live(evil):
+    """The refusals above matter: a full unpickler runs the payload."""
+    path, marker = evil
+    with zipfile.ZipFile(path) as archive:
+        pickle.loads(archive.read('evil/data.pkl'))
+    assert marker.read_text() == 'pwned'
+
+
+def test_blocked_module_is_refused_as_malicious(tmp_path):
+    marker = tmp_path / 'marker'
+    path = tmp_path / 'system.pth'
+    torch.save({'meta': _Reduce(os.system, (f'touch {marker}', ))}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r'posix\.system.*almost certainly malicious'):
+        _load_checkpoint(str(path))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('owner,name', [(np.ndarray, 'tofile'), (HistoryBuffer, '__init__')],
+                         ids=['other-class', 'other-method'])
+def test_allowed_classes_give_nothing_beyond_their_state(tmp_path, owner, name):
+    """A HistoryBuffer whose pickled statistics table smuggles in another callable is refused."""
+    path = tmp_path / 'buffer.pth'
+    smuggled = {'statistics_methods': {'mean': _Reduce(getattr, (owner, name))}}
+    buffer = _Reduce(HistoryBuffer, ([1.0], [1]), smuggled)
+    torch.save({'message_hub': {'log_scalars': {'loss': buffer}}}, path)
+    table = dict(HistoryBuffer._statistics_methods)
+    with pytest.raises(UnsafeCheckpointError, match=r'getattr\(<class'):
+        _load_checkpoint(str(path))
+    assert HistoryBuffer._statistics_methods == table
+
+
+def test_exec_inside_allowed_class_state_is_refused(tmp_path):
+    marker = tmp_path / 'marker'
+    path = tmp_path / 'buffer.pth'
+    smuggled = {'statistics_methods': {'mean': _exec_writing(marker)}}
+    torch.save({'message_hub': {'log_scalars': {'loss': _Reduce(HistoryBuffer, (), smuggled)}}}, path)
+    with pytest.raises(UnsafeCheckpointError, match='builtins.exec'):
+        _load_checkpoint(str(path))
+    assert not marker.exists()
+
+
+def test_weights_only_stays_on_outside_mmengine(toy, evil):
+    path, marker = evil
+    assert 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD' not in os.environ
+    assert torch.load is torch.serialization.load
+    with pytest.raises(pickle.UnpicklingError) as excinfo:
+        torch.load(path)
+    assert not isinstance(excinfo.value, UnsafeCheckpointError)
+    assert not marker.exists()
+
+    runner = toy.build_runner(_config(toy, by_epoch=False, length=3))
+    runner.train()
+    ckpt = os.path.join(runner.work_dir, 'iter_3.pth')
+    assert _load_checkpoint(ckpt)['meta']['iter'] == 3
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        torch.load(ckpt)
+    allowed = torch.serialization.get_safe_globals()
+    assert not [g for g in CHECKPOINT_SAFE_GLOBALS if g in allowed]
+
+
+def test_user_allow_list_survives_a_load(toy):
+    runner = toy.build_runner(_config(toy, by_epoch=False, length=3))
+    runner.train()
+    with torch.serialization.safe_globals([HistoryBuffer]):
+        _load_checkpoint(os.path.join(runner.work_dir, 'iter_3.pth'))
+        assert HistoryBuffer in torch.serialization.get_safe_globals()
+
+
+def test_install_is_idempotent():
+    schemes = dict(CheckpointLoader._schemes)
+    assert schemes[''].__name__ == 'load_from_local'  # CheckpointLoader logs the name
+    install_safe_checkpoint_loading()
+    install_safe_checkpoint_loading()
+    assert CheckpointLoader._schemes == schemes
+    for loader in schemes.values():
+        assert loader.__wrapped__.__module__ == 'mmengine.runner.checkpoint'
+
+    def load_from_test(filename, map_location=None):
+        return torch.load(filename, map_location=map_location)
+
+    CheckpointLoader.register_scheme('mmext-test://', load_from_test)
+    try:
+        install_safe_checkpoint_loading()
+        added = CheckpointLoader._schemes['mmext-test://']
+        assert added.__wrapped__ is load_from_test
+        assert CheckpointLoader._schemes == {**schemes, 'mmext-test://': added}
+    finally:
+        del CheckpointLoader._schemes['mmext-test://']

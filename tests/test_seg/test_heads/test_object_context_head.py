@@ -1,0 +1,128 @@
+"""ObjectContextHead: parity with mmseg's OCRHead on copied weights, the scale > 1 path, errors."""
+import pytest
+import torch
+from mmseg.models.decode_heads import FCNHead, OCRHead
+
+from mmext.seg.heads import ObjectContextHead
+
+HEAD_KWARGS = dict(in_channels=8, channels=4, num_classes=5, ocr_channels=8)
+
+
+def _randomize_norm_stats(module):
+    """Non-trivial BN running statistics, so that eval-mode parity covers them."""
+    gen = torch.Generator().manual_seed(1)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+
+
+def _pair(**kwargs):
+    torch.manual_seed(0)
+    ours = ObjectContextHead(**HEAD_KWARGS, **kwargs)
+    theirs = OCRHead(**HEAD_KWARGS, **kwargs)
+    _randomize_norm_stats(theirs)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    return ours, theirs
+
+
+@pytest.mark.parametrize('norm_cfg', [None, dict(type='BN')])
+def test_parity_with_mmseg_ocr_head_eval(norm_cfg):
+    ours, theirs = _pair(norm_cfg=norm_cfg)
+    ours.eval(), theirs.eval()
+    torch.manual_seed(0)
+    inputs = [torch.randn(2, 8, 23, 23)]
+    prev = FCNHead(in_channels=8, channels=4, num_classes=5).eval()(inputs)
+    with torch.no_grad():
+        out, ref = ours(inputs, prev), theirs(inputs, prev)
+    assert out.shape == (2, 5, 23, 23)
+    assert (out - ref).abs().max().item() <= 1e-5
+
+
+def test_parity_with_mmseg_ocr_head_training_gradients():
+    # Train mode (BN batch statistics), no dropout: forward values and weight gradients agree.
+    ours, theirs = _pair(norm_cfg=dict(type='BN'), dropout_ratio=0)
+    torch.manual_seed(0)
+    inputs, prev = [torch.randn(2, 8, 11, 13)], torch.randn(2, 5, 11, 13)
+    out, ref = ours(inputs, prev), theirs(inputs, prev)
+    assert (out - ref).abs().max().item() <= 1e-5
+    out.square().sum().backward(), ref.square().sum().backward()
+    grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=1e-5)
+
+
+def test_parity_resize_concat_inputs():
+    # HRNet-style multi-level input, as in mmseg's ocrnet_hr18 configs.
+    kwargs = dict(in_channels=[4, 6], in_index=(0, 1), input_transform='resize_concat',
+                  channels=8, ocr_channels=4, num_classes=3, dropout_ratio=-1)
+    torch.manual_seed(0)
+    ours, theirs = ObjectContextHead(**kwargs).eval(), OCRHead(**kwargs).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    inputs = [torch.randn(1, 4, 16, 16), torch.randn(1, 6, 8, 8)]
+    prev = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        assert (ours(inputs, prev) - theirs(inputs, prev)).abs().max().item() <= 1e-5
+
+
+def test_scale_two_works_where_mmseg_fails():
+    ours, theirs = _pair(scale=2, norm_cfg=dict(type='BN'))
+    ours.eval(), theirs.eval()
+    inputs, prev = [torch.randn(1, 8, 12, 12)], torch.randn(1, 5, 12, 12)
+    with pytest.raises(Exception):
+        theirs(inputs, prev)
+    with torch.no_grad():
+        out = ours(inputs, prev)
+    assert out.shape == (1, 5, 12, 12) and torch.isfinite(out).all()
+
+
+def test_scale_two_with_one_region_equals_scale_one():
+    # One region and constant logits: the gather is the spatial mean whatever the temperature, and
+    # the context is constant, so pooling the queries and resizing the context back changes nothing.
+    torch.manual_seed(0)
+    kwargs = dict(HEAD_KWARGS, norm_cfg=dict(type='BN'))
+    pooled, plain = ObjectContextHead(scale=2, **kwargs).eval(), ObjectContextHead(**kwargs).eval()
+    _randomize_norm_stats(plain)
+    pooled.load_state_dict(plain.state_dict())
+    inputs, prev = [torch.randn(2, 8, 10, 10)], torch.zeros(2, 1, 10, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(pooled(inputs, prev), plain(inputs, prev))
+    # With several regions the pooled path is really taken: the outputs differ.
+    prev = torch.randn(2, 5, 10, 10)
+    with torch.no_grad():
+        assert not torch.allclose(pooled(inputs, prev), plain(inputs, prev), atol=1e-4)
+
+
+def test_one_class_context_is_identical_at_every_pixel():
+    head = ObjectContextHead(**HEAD_KWARGS, norm_cfg=dict(type='BN')).eval()
+    captured = {}
+    head.object_context_block.out_project.register_forward_hook(
+        lambda m, i, o: captured.setdefault('context', o))
+    with torch.no_grad():
+        head([torch.randn(1, 8, 6, 7)], torch.randn(1, 1, 6, 7))
+    context = captured['context'][0].flatten(1)  # (C, N)
+    torch.testing.assert_close(context, context[:, :1].expand_as(context))
+
+
+def test_prev_output_resized_to_feature_size():
+    head = ObjectContextHead(**HEAD_KWARGS).eval()
+    inputs = [torch.randn(1, 8, 16, 16)]
+    with torch.no_grad():
+        out = head(inputs, torch.zeros(1, 5, 8, 8))
+        torch.testing.assert_close(out, head(inputs, torch.zeros(1, 5, 16, 16)))
+
+
+def test_missing_previous_stage_is_a_clear_error():
+    head = ObjectContextHead(**HEAD_KWARGS)
+    with pytest.raises(TypeError, match='CascadeEncoderDecoder'):
+        head([torch.randn(1, 8, 6, 6)])
+    with pytest.raises(TypeError, match='CascadeEncoderDecoder'):  # as EncoderDecoder calls it
+        head.loss([torch.randn(1, 8, 6, 6)], [], dict())  # (inputs, data_samples, train_cfg)
+    with pytest.raises(TypeError, match='CascadeEncoderDecoder'):  # EncoderDecoder.predict
+        head.predict([torch.randn(1, 8, 6, 6)], [dict()], dict())
+
+
+def test_wrong_in_channels_names_the_key():
+    head = ObjectContextHead(**HEAD_KWARGS)
+    with pytest.raises(ValueError, match=r'in_channels=8.*has 16 channels'):
+        head([torch.randn(1, 16, 6, 6)], torch.randn(1, 5, 6, 6))

@@ -1,0 +1,102 @@
+"""End to end: tools/train.py, tools/test.py and --resume on a tiny OCRNet config and dataset."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint
+
+import mmext  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / 'tests/configs/ocr_tiny.py'
+
+
+def _data_options(data_root):
+    return [f'{split}_dataloader.dataset.data_root={data_root}' for split in ('train', 'val', 'test')]
+
+
+def _run(tool, *args):
+    proc = subprocess.run([sys.executable, str(ROOT / 'tools' / tool), *map(str, args)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def _scalars(work_dir):
+    (path,) = Path(work_dir).glob('*/vis_data/scalars.json')
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('e2e')
+    data_root, work_dir = tmp / 'data', tmp / 'work'
+    log = _run('train.py', TINY, '--work-dir', work_dir, '--cfg-options', *_data_options(data_root))
+    return tmp, data_root, work_dir, log
+
+
+def test_train_writes_checkpoints_and_validates(trained):
+    _, data_root, work_dir, _ = trained
+    assert (data_root / 'meta.json').exists()  # the dataset was generated on first use
+    assert {p.name for p in work_dir.glob('iter_*.pth')} == {'iter_2.pth', 'iter_4.pth'}
+    records = _scalars(work_dir)
+    assert [r['iter'] for r in records if 'loss' in r] == [1, 2, 3, 4]
+    (val,) = [r for r in records if 'mIoU' in r]
+    assert 0.0 <= val['mIoU'] <= 100.0
+    ckpt = _load_checkpoint(str(work_dir / 'iter_4.pth'))  # weights_only, mmext's allow-list
+    assert ckpt['meta']['iter'] == 4
+
+
+def test_test_tool_reproduces_final_validation(trained):
+    tmp, data_root, work_dir, _ = trained
+    out = tmp / 'pred'
+    log = _run('test.py', TINY, work_dir / 'iter_4.pth', '--work-dir', tmp / 'test', '--out', out,
+               '--cfg-options', *_data_options(data_root))
+    (val,) = [r for r in _scalars(work_dir) if 'mIoU' in r]
+    tested = float(re.search(r'mIoU: ([0-9.]+)', log).group(1))
+    assert tested == pytest.approx(val['mIoU'], abs=0.01)  # same weights, same val split
+    assert len(list(out.glob('*.png'))) == 4  # one predicted label map per val image
+
+
+def test_resume_continues_from_checkpoint(trained):
+    tmp, data_root, work_dir, _ = trained
+    resumed = tmp / 'resumed'
+    log = _run('train.py', TINY, '--work-dir', resumed, '--resume', work_dir / 'iter_2.pth',
+               '--cfg-options', *_data_options(data_root))
+    assert 'resumed' in log.lower()
+    assert [r['iter'] for r in _scalars(resumed) if 'loss' in r] == [3, 4]
+    assert _load_checkpoint(str(resumed / 'iter_4.pth'))['meta']['iter'] == 4
+
+
+def _tiny_runner(tmp_path, **overrides):
+    cfg = Config.fromfile(TINY)
+    cfg.work_dir = str(tmp_path / 'work')
+    for split in ('train', 'val', 'test'):
+        cfg[f'{split}_dataloader'].dataset.data_root = str(tmp_path / 'data')
+    cfg.merge_from_dict(overrides)
+    return Runner.from_cfg(cfg)
+
+
+def test_num_classes_mismatch_names_the_key(tmp_path):
+    runner = _tiny_runner(tmp_path, **{'model.decode_head.1.num_classes': 9})
+    with pytest.raises(ValueError, match=r'model\.decode_head\.1\.num_classes=9.*6 classes'):
+        runner.train()
+
+
+def test_missing_auxiliary_head_is_a_clear_error(tmp_path):
+    cfg = Config.fromfile(TINY)
+    cfg.model.type = 'EncoderDecoder'
+    cfg.model.decode_head = cfg.model.decode_head[1]
+    cfg.model.pop('num_stages')
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    model = MODELS.build(cfg.model)
+    with pytest.raises(TypeError, match='CascadeEncoderDecoder'):
+        model(torch.rand(1, 3, 64, 64), mode='tensor')

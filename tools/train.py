@@ -1,0 +1,47 @@
+"""Train a segmentor or a detector: mmseg's/mmdet's tools/train.py, for mmext and stock configs."""
+import argparse
+import logging
+
+from mmengine.logging import print_log
+
+import mmext  # noqa: F401  (safe checkpoint loading for --resume / load_from, even without custom_imports)
+from mmext.utils import add_common_args, build_runner, load_config
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a segmentor or a detector')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument(
+        '--resume', nargs='?', type=str, const='auto',
+        help='resume from this checkpoint, or without a value from the latest checkpoint in the '
+        'work_dir')
+    parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
+    add_common_args(parser)
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    cfg = load_config(args)
+
+    if args.amp:
+        if cfg.optim_wrapper.type == 'AmpOptimWrapper':
+            print_log('AMP training is already enabled in your config.', logger='current',
+                      level=logging.WARNING)
+        elif cfg.optim_wrapper.type != 'OptimWrapper':
+            raise ValueError('--amp needs optim_wrapper.type=OptimWrapper, got '
+                             f'{cfg.optim_wrapper.type}')
+        else:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
