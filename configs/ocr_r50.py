@@ -17,7 +17,7 @@ model = dict(
 
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01))
-max_iters = 350
+max_iters = 600
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, begin=0, end=50, by_epoch=False),
     dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=50, end=max_iters, by_epoch=False),
