@@ -15,9 +15,11 @@ model = dict(
         for head in _base_.model.decode_head  # noqa: F821  (mmengine provides _base_)
     ])
 
+# From scratch in a 10-minute CPU budget (640 iterations of 4 images): AdamW, not the upstream
+# SGD lr=0.01, which scored lower in the same budget (15.9 vs 21.7 mIoU after 300 iterations).
 optim_wrapper = dict(
     type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01))
-max_iters = 600
+max_iters = 640
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, begin=0, end=50, by_epoch=False),
     dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=50, end=max_iters, by_epoch=False),

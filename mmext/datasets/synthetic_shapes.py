@@ -37,7 +37,7 @@ from pycocotools import mask as mask_util
 from tqdm import tqdm
 
 # Bump whenever the rendered output changes, so existing folders are regenerated.
-GENERATOR_VERSION = 7
+GENERATOR_VERSION = 8
 DEFAULT_DATA_ROOT = 'data/synthetic_shapes'
 SPLITS = ('train', 'val')
 
@@ -48,7 +48,7 @@ DISK, SQUARE, TRIANGLE, RING, CROSS = range(1, 6)
 
 MIN_VISIBLE_AREA = 12  # px; an occluded object keeps at least this many pixels
 # An occluded object also keeps this share of its pixels: enough of its shape shows to name it.
-MIN_VISIBLE_FRACTION = 0.4
+MIN_VISIBLE_FRACTION = 0.6
 # Colour distance (RGB, 0-255) between an object and what it is painted on: visible, yet colour
 # alone does not separate the classes because every class draws from the same distribution.
 MIN_CONTRAST = 90.0

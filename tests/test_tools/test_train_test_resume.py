@@ -64,6 +64,22 @@ def test_test_tool_reproduces_final_validation(trained):
     assert len(list(out.glob('*.png'))) == 4  # one predicted label map per val image
 
 
+def test_stock_mmseg_test_tool_runs_the_config(trained):
+    # mmseg's own tools/test.py knows nothing of mmext: custom_imports registers the head and the
+    # dataset, and makes the checkpoint load under torch's weights_only unpickler.
+    import mmseg
+    tmp, data_root, work_dir, _ = trained
+    stock = Path(mmseg.__file__).parent / '.mim/tools/test.py'
+    proc = subprocess.run(
+        [sys.executable, str(stock), str(TINY), str(work_dir / 'iter_4.pth'), '--work-dir',
+         str(tmp / 'stock'), '--cfg-options', *_data_options(data_root)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (val,) = [r for r in _scalars(work_dir) if 'mIoU' in r]
+    tested = float(re.search(r'mIoU: ([0-9.]+)', proc.stdout + proc.stderr).group(1))
+    assert tested == pytest.approx(val['mIoU'], abs=0.01)
+
+
 def test_resume_continues_from_checkpoint(trained):
     tmp, data_root, work_dir, _ = trained
     resumed = tmp / 'resumed'
