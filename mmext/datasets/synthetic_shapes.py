@@ -263,8 +263,8 @@ def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
     cells = int(rng.integers(2, 9))
     blend = cv2.resize(rng.random((cells, cells), dtype=np.float32), (size, size),
                        interpolation=cv2.INTER_CUBIC)[..., None]
-    # The texture varies around one base colour, so that objects (whose colours come from the whole
-    # RGB cube) stand out as regions while their class still has to be read from their shape.
+    # The texture varies around one dark base colour, so that the bright objects stand out as
+    # regions while their class still has to be read from their shape.
     low = _random_colour(rng, *BACKGROUND_COLOURS)
     high = low + rng.uniform(-TEXTURE_SPREAD, TEXTURE_SPREAD, 3).astype(np.float32)
     image = low + np.clip(blend, 0, 1) * (high - low)

@@ -37,7 +37,7 @@ def train(config, head, seed, work_dir):
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status):
         raise RuntimeError(f'{" ".join(cmd)} failed, see {work_dir / "benchmark.log"}')
-    (path,) = work_dir.glob('*/vis_data/scalars.json')
+    path = max(work_dir.glob('*/vis_data/scalars.json'))  # this run's timestamped folder
     final = [r for r in map(json.loads, path.read_text().splitlines()) if 'mIoU' in r][-1]
     return dict(mIoU=final['mIoU'], minutes=round(seconds / 60, 2),
                 peak_rss_gb=round(usage.ru_maxrss / 2**20, 2), fps=round(1 / final['time'], 1))

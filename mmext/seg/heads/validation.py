@@ -21,7 +21,7 @@ def check_label_range(seg_label: torch.Tensor, head) -> None:
     """Raise if a ground-truth label (other than ``ignore_index``) is not below ``num_classes``.
 
     Args:
-        seg_label: (B, 1, H, W) or (B, H, W) integer labels.
+        seg_label: integer labels of any shape.
         head: an mmseg ``BaseDecodeHead``.
     """
     valid = seg_label[seg_label != head.ignore_index]

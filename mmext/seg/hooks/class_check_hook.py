@@ -1,4 +1,5 @@
 """A hook that refuses a segmentor whose heads disagree with the dataset's classes."""
+import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -24,11 +25,19 @@ class SegClassCheckHook(Hook):
 
     priority = 'VERY_HIGH'
 
+    def __init__(self):
+        self._heads = None  # found once: the model's modules do not change during a run
+
+    def _decode_heads(self, runner):
+        if self._heads is None:
+            self._heads = _decode_heads(runner)
+        return self._heads
+
     def _check_dataset(self, runner, dataloader, split):
         classes = dataloader.dataset.metainfo.get('classes')
         if classes is None:
             return
-        for name, head in _decode_heads(runner):
+        for name, head in self._decode_heads(runner):
             if head.num_classes != len(classes):
                 raise ValueError(
                     f'model.{name}.num_classes={head.num_classes}, but the {split} dataset '
@@ -50,6 +59,6 @@ class SegClassCheckHook(Hook):
         labels = [s.gt_sem_seg.data for s in samples if 'gt_sem_seg' in s]
         if not labels:
             return
-        for _, head in _decode_heads(runner):
-            for label in labels:
-                check_label_range(label, head)
+        labels = torch.cat([label.flatten() for label in labels])
+        for _, head in self._decode_heads(runner):
+            check_label_range(labels, head)
