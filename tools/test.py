@@ -51,8 +51,10 @@ def main():
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
     if args.out is not None and host == 'mmseg':
-        cfg.test_evaluator['output_dir'] = args.out
-        cfg.test_evaluator['keep_results'] = True
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        for evaluator in evaluators:  # the metric that writes prediction PNGs
+            if evaluator['type'] == 'IoUMetric':
+                evaluator.update(output_dir=args.out, keep_results=True)
     if args.out is not None and host == 'mmdet' and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl file for detection configs, got {args.out}')
 

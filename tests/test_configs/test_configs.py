@@ -7,9 +7,10 @@ import torch
 from mmengine.config import Config
 from mmengine.model import revert_sync_batchnorm
 from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
 
-from mmext.seg.heads import ObjectContextHead
+from mmext.seg.heads import ObjectContextHead, PointRendHead
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,30 +21,52 @@ def _build(cfg):
     return revert_sync_batchnorm(MODELS.build(cfg.model)).eval()
 
 
-def test_stock_mmseg_config_with_custom_imports_builds_mmext_head(tmp_path):
-    config = tmp_path / 'stock_ocrnet.py'
+@pytest.mark.parametrize('stock, theirs, ours', [
+    ('ocrnet/ocrnet_hr18s_4xb2-40k_cityscapes-512x1024.py', 'OCRHead', ObjectContextHead),
+    ('point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py', 'PointHead', PointRendHead),
+])
+def test_stock_mmseg_config_with_custom_imports_builds_mmext_head(tmp_path, stock, theirs, ours):
+    config = tmp_path / 'stock.py'
     config.write_text(
-        "_base_ = 'mmseg::ocrnet/ocrnet_hr18s_4xb2-40k_cityscapes-512x1024.py'\n"
+        f"_base_ = 'mmseg::{stock}'\n"
         "custom_imports = dict(imports=['mmext'], allow_failed_imports=False)\n"
-        "model = dict(decode_head=[dict(h, type='ObjectContextHead') if h.type == 'OCRHead' else h\n"
+        f"model = dict(decode_head=[dict(h, type='{ours.__name__}') if h.type == '{theirs}' else h\n"
         '                          for h in _base_.model.decode_head])\n')
     model = _build(Config.fromfile(config))
-    assert isinstance(model.decode_head[1], ObjectContextHead)
+    assert isinstance(model.decode_head[1], ours)
+    assert _predict(model, (64, 64)).shape == (1, 19, 64, 64)
+
+
+def _predict(model, size):
+    """Logits of the model's predict mode (whole image, the real inference path) for a random image."""
+    sample = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size))
     with torch.no_grad():
-        assert model(torch.rand(1, 3, 64, 64), mode='tensor').shape == (1, 19, 16, 16)
+        (result,) = model.predict(torch.rand(1, 3, *size), [sample])
+    return result.seg_logits.data.unsqueeze(0)
 
 
-@pytest.mark.parametrize('config, size, out', [
-    ('ocrnet/ocrnet_r50-d8_4xb2-40k_cityscapes-512x1024.py', (512, 1024), (1, 19, 64, 128)),
-    ('ocrnet/ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024.py', (512, 1024), (1, 19, 64, 128)),
-    ('ocrnet/ocrnet_hr18_4xb4-80k_ade20k-512x512.py', (512, 512), (1, 150, 128, 128)),
+@pytest.mark.parametrize('config, size, num_classes, head', [
+    ('ocrnet/ocrnet_r50-d8_4xb2-40k_cityscapes-512x1024.py', (512, 1024), 19, ObjectContextHead),
+    ('ocrnet/ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024.py', (512, 1024), 19, ObjectContextHead),
+    ('ocrnet/ocrnet_hr18_4xb4-80k_ade20k-512x512.py', (512, 512), 150, ObjectContextHead),
+    ('point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py', (512, 1024), 19, PointRendHead),
+    ('point_rend/pointrend_r101_4xb2-80k_cityscapes-512x1024.py', (512, 1024), 19, PointRendHead),
+    ('point_rend/pointrend_r50_4xb4-160k_ade20k-512x512.py', (512, 512), 150, PointRendHead),
+    ('point_rend/pointrend_r101_4xb4-160k_ade20k-512x512.py', (512, 512), 150, PointRendHead),
 ])
-def test_full_recipe_forward_at_full_size(config, size, out):
+def test_full_recipe_forward_at_full_size(config, size, num_classes, head):
     cfg = Config.fromfile(ROOT / 'configs' / config)
     assert cfg.model.backbone.norm_cfg.type == 'SyncBN'  # upstream settings are kept
     assert cfg.train_dataloader.dataset.type in ('CityscapesDataset', 'ADE20KDataset')
     model = _build(cfg)
-    assert isinstance(model.decode_head[1], ObjectContextHead)
-    with torch.no_grad():
-        logits = model(torch.rand(1, 3, *size), mode='tensor')
-    assert logits.shape == out and torch.isfinite(logits).all()
+    assert isinstance(model.decode_head[1], head)
+    assert all(h.num_classes == num_classes for h in model.decode_head)
+    logits = _predict(model, size)
+    assert logits.shape == (1, num_classes, *size) and torch.isfinite(logits).all()
+
+
+def test_point_rend_recipes_fix_mmseg_subdivision_typo():
+    cfg = Config.fromfile(ROOT / 'configs/point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py')
+    assert cfg.model.test_cfg == dict(mode='whole', subdivision_steps=2, subdivision_num_points=8192,
+                                      scale_factor=2)
+    assert cfg.model.train_cfg == dict(num_points=2048, oversample_ratio=3, importance_sample_ratio=0.75)

@@ -9,7 +9,7 @@ from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 
 from mmext.ops import object_context, spatial_gather
-from .validation import check_feature_channels
+from .validation import check_coarse_logits, check_feature_channels
 
 
 class SpatialGather(nn.Module):
@@ -107,11 +107,7 @@ class ObjectContextHead(BaseCascadeDecodeHead):
     def forward(self, inputs: List[torch.Tensor],
                 prev_output: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Multi-level features and (B, K, h, w) coarse logits -> (B, num_classes, H, W) logits."""
-        if not isinstance(prev_output, torch.Tensor):
-            raise TypeError(
-                'ObjectContextHead needs the coarse logits of a previous decode head: use it as '
-                "the last stage of model=dict(type='CascadeEncoderDecoder', num_stages=2, "
-                "decode_head=[dict(type='FCNHead', ...), dict(type='ObjectContextHead', ...)]).")
+        check_coarse_logits(prev_output, self, first_stage='FCNHead')
         x = self._transform_inputs(inputs)
         check_feature_channels(x, self)
         feats = self.bottleneck(x)

@@ -1,0 +1,4 @@
+"""mmsegmentation evaluation metrics."""
+from .metrics import BoundaryIoUMetric
+
+__all__ = ['BoundaryIoUMetric']

@@ -1,0 +1,231 @@
+"""PointRendHead: parity with mmseg's PointHead on copied weights, subdivision, losses, errors."""
+import math
+
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.structures import PixelData
+from mmseg.models.decode_heads import PointHead
+from mmseg.structures import SegDataSample
+
+from mmext.ops.point_rend import grid_indices_to_coords
+from mmext.seg.heads import PointRendHead
+
+HEAD_KWARGS = dict(in_channels=[8, 4], in_index=[0, 1], channels=16, num_classes=5, dropout_ratio=-1)
+TEST_CFG = ConfigDict(subdivision_steps=2, subdivision_num_points=8196, scale_factor=2)
+TRAIN_CFG = ConfigDict(num_points=64, oversample_ratio=3, importance_sample_ratio=0.75)
+
+
+def _randomize(head):
+    """Random weights and biases everywhere (the default init zeroes the biases)."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return head
+
+
+def _pair(**kwargs):
+    theirs = _randomize(PointHead(**HEAD_KWARGS, **kwargs))
+    ours = PointRendHead(**HEAD_KWARGS, **kwargs)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    return ours, theirs
+
+
+def _inputs(batch=2, size=(11, 13)):
+    torch.manual_seed(0)
+    feats = [torch.randn(batch, 8, *size), torch.randn(batch, 4, size[0] // 2, size[1] // 2)]
+    return feats, torch.randn(batch, 5, *size)
+
+
+def _samples(label):
+    return [SegDataSample(gt_sem_seg=PixelData(data=lab.unsqueeze(0))) for lab in label]
+
+
+@pytest.mark.parametrize('coarse_pred_each_layer', [True, False])
+def test_channels_follow_mmseg_point_head(coarse_pred_each_layer):
+    # Cityscapes: fine P2 256 ch + 19 coarse logits = 275 -> 256 (+19) x 3 -> 19.
+    head = PointRendHead(in_channels=[256], in_index=[0], channels=256, num_classes=19,
+                         coarse_pred_each_layer=coarse_pred_each_layer)
+    extra = 19 if coarse_pred_each_layer else 0
+    assert [fc.conv.in_channels for fc in head.fcs] == [275, 256 + extra, 256 + extra]
+    assert [fc.conv.out_channels for fc in head.fcs] == [256, 256, 256]
+    assert (head.fc_seg.in_channels, head.fc_seg.out_channels) == (256 + extra, 19)
+    assert not hasattr(head, 'conv_seg')
+
+
+@pytest.mark.parametrize('coarse_pred_each_layer', [True, False])
+def test_inference_parity_with_mmseg_point_head(coarse_pred_each_layer):
+    ours, theirs = _pair(coarse_pred_each_layer=coarse_pred_each_layer)
+    feats, prev = _inputs()
+    metas = [dict(img_shape=(48, 56))] * 2
+    with torch.no_grad():
+        out = ours.eval().predict(feats, prev, metas, TEST_CFG)
+        ref = theirs.eval().predict(feats, prev, metas, TEST_CFG)
+    assert out.shape == (2, 5, 48, 56)
+    assert (out - ref).abs().max().item() <= 1e-5
+
+
+def test_inference_parity_when_few_pixels_are_refined():
+    ours, theirs = _pair()
+    feats, prev = _inputs()
+    cfg = ConfigDict(subdivision_steps=3, subdivision_num_points=37, scale_factor=2)
+    metas = [dict(img_shape=(88, 104))] * 2
+    with torch.no_grad():
+        out, ref = ours.predict(feats, prev, metas, cfg), theirs.predict(feats, prev, metas, cfg)
+    assert (out - ref).abs().max().item() <= 1e-5
+
+
+def test_training_parity_with_mmseg_point_head():
+    # Same seed: the same points are drawn, so losses and weight gradients agree.
+    ours, theirs = _pair()
+    feats, prev = _inputs()
+    label = torch.randint(0, 5, (2, 11, 13))
+    label[:, :3] = 255
+    torch.manual_seed(3)
+    loss = ours.loss(feats, prev, _samples(label), TRAIN_CFG)
+    torch.manual_seed(3)
+    ref = theirs.loss(feats, prev, _samples(label), TRAIN_CFG)
+    assert set(loss) == set(ref) == {'pointloss_ce', 'acc_point'}
+    torch.testing.assert_close(loss['pointloss_ce'], ref['pointloss_ce'])
+    torch.testing.assert_close(loss['acc_point'], ref['acc_point'])
+    loss['pointloss_ce'].backward(), ref['pointloss_ce'].backward()
+    grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, grads[name].grad)
+
+
+def test_enough_points_refine_every_pixel():
+    head = _randomize(PointRendHead(**HEAD_KWARGS))
+    feats, prev = _inputs(size=(6, 7))
+    with torch.no_grad():
+        refined, coords = head.subdivide(feats, prev, dict(subdivision_steps=1, subdivision_num_points=8192))
+        everywhere = grid_indices_to_coords(torch.arange(12 * 14).expand(2, -1), 12, 14)
+        mlp = head.point_logits(head._transform_inputs(feats), prev, everywhere)
+    assert refined.shape == (2, 5, 12, 14) and coords[0].shape == (2, 168, 2)
+    torch.testing.assert_close(refined.flatten(2), mlp, rtol=0, atol=1e-6)
+
+
+def test_other_pixels_keep_the_bilinear_upsample():
+    head = _randomize(PointRendHead(**HEAD_KWARGS))
+    feats, prev = _inputs(size=(6, 7))
+    with torch.no_grad():
+        refined, (coords,) = head.subdivide(feats, prev, dict(subdivision_steps=1, subdivision_num_points=20))
+        mlp = head.point_logits(head._transform_inputs(feats), prev, coords)
+    upsampled = torch.nn.functional.interpolate(prev, scale_factor=2, mode='bilinear', align_corners=False)
+    cols, rows = (coords[..., 0] * 14).long(), (coords[..., 1] * 12).long()  # pixel of each centre
+    selected = torch.zeros(2, 12, 14, dtype=torch.bool)
+    for b in range(2):
+        selected[b, rows[b], cols[b]] = True
+    assert selected.flatten(1).sum(1).tolist() == [20, 20]
+    keep = (~selected).unsqueeze(1).expand_as(refined)
+    torch.testing.assert_close(refined[keep], upsampled[keep], rtol=0, atol=0)
+    for b in range(2):
+        torch.testing.assert_close(refined[b][:, rows[b], cols[b]], mlp[b], rtol=0, atol=1e-6)
+
+
+def test_zero_steps_give_the_coarse_prediction():
+    head = PointRendHead(**HEAD_KWARGS)
+    feats, prev = _inputs()
+    out = head.predict(feats, prev, [dict(img_shape=(11, 13))] * 2,
+                       dict(subdivision_steps=0, subdivision_num_points=8))
+    torch.testing.assert_close(out, prev, rtol=0, atol=0)
+
+
+def test_point_loss_closed_form_and_ignore_index():
+    # Constant point logits (0, b, 0, 0, 0): every labelled point is class 1, so CE = log(1 + 4 e^-b)
+    # and accuracy 100; the ignored rows (255) change neither.
+    head = PointRendHead(**HEAD_KWARGS, loss_decode=dict(type='CrossEntropyLoss', avg_non_ignore=True))
+    b = 1.5
+    with torch.no_grad():
+        head.fc_seg.weight.zero_()
+        head.fc_seg.bias.copy_(torch.tensor([0, b, 0, 0, 0]))
+    feats, prev = _inputs()
+    label = torch.ones(2, 11, 13, dtype=torch.long)
+    label[:, :5] = 255
+    losses = head.loss(feats, prev, _samples(label), TRAIN_CFG)
+    torch.testing.assert_close(losses['pointloss_ce'], torch.tensor(math.log(1 + 4 * math.exp(-b))))
+    assert losses['acc_point'].item() == 100.0
+
+
+def test_point_loss_of_all_ignored_labels_is_zero():
+    head = PointRendHead(**HEAD_KWARGS)
+    feats, prev = _inputs()
+    losses = head.loss(feats, prev, _samples(torch.full((2, 11, 13), 255)), TRAIN_CFG)
+    assert losses['pointloss_ce'].item() == 0.0
+
+
+def test_dropout_acts_on_point_features():
+    head = PointRendHead(**dict(HEAD_KWARGS, dropout_ratio=0.5))
+    assert type(head.dropout) is torch.nn.Dropout  # mmseg's Dropout2d would drop whole channels
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+def test_wrong_fine_feature_channels():
+    head = PointRendHead(**dict(HEAD_KWARGS, in_channels=[8, 6]))
+    feats, prev = _inputs()
+    with pytest.raises(ValueError, match=r'in_channels=\[8, 6\].*has \[8, 4\] channels'):
+        head.predict(feats, prev, [dict(img_shape=(11, 13))] * 2, TEST_CFG)
+
+
+@pytest.mark.parametrize('key, value, match', [
+    ('importance_sample_ratio', 1.2, r'importance_sample_ratio must lie in \[0, 1\], got 1.2'),
+    ('importance_sample_ratio', -0.5, r'importance_sample_ratio must lie in \[0, 1\], got -0.5'),
+    ('oversample_ratio', 0.5, 'oversample_ratio must be >= 1, got 0.5'),
+])
+def test_bad_sampling_ratios(key, value, match):
+    head = PointRendHead(**HEAD_KWARGS)
+    feats, prev = _inputs()
+    with pytest.raises(ValueError, match=match):
+        head.loss(feats, prev, _samples(torch.zeros(2, 11, 13, dtype=torch.long)),
+                  ConfigDict(TRAIN_CFG, **{key: value}))
+
+
+def test_train_cfg_without_point_settings():
+    head = PointRendHead(**HEAD_KWARGS)
+    feats, prev = _inputs()
+    with pytest.raises(KeyError, match='model.train_cfg.num_points/oversample_ratio/importance_sample_ratio'):
+        head.loss(feats, prev, _samples(torch.zeros(2, 11, 13, dtype=torch.long)), ConfigDict())
+
+
+@pytest.mark.parametrize('test_cfg', [ConfigDict(mode='whole'), None, ConfigDict(subdivision_steps=2)])
+def test_test_cfg_without_subdivision_settings(test_cfg):
+    head = PointRendHead(**HEAD_KWARGS)
+    feats, prev = _inputs()
+    with pytest.raises(KeyError, match='model.test_cfg.*subdivision_num_points'):
+        head.predict(feats, prev, [dict(img_shape=(11, 13))] * 2, test_cfg)
+
+
+def test_bad_subdivision_values():
+    head = PointRendHead(**HEAD_KWARGS)
+    feats, prev = _inputs()
+    with pytest.raises(ValueError, match='subdivision_num_points >= 1'):
+        head.predict(feats, prev, [dict(img_shape=(11, 13))] * 2,
+                     dict(subdivision_steps=2, subdivision_num_points=0))
+
+
+def test_coarse_logits_with_other_num_classes():
+    head = PointRendHead(**HEAD_KWARGS)
+    feats, _ = _inputs()
+    with pytest.raises(ValueError, match='decode_head\\[0\\] have 19 channels, but num_classes=5'):
+        head.predict(feats, torch.randn(2, 19, 11, 13), [dict(img_shape=(11, 13))] * 2, TEST_CFG)
+
+
+def test_missing_coarse_head_in_a_plain_encoder_decoder():
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+    register_all_modules()
+    model = MODELS.build(dict(
+        type='EncoderDecoder',
+        backbone=dict(type='ResNetV1c', depth=18, base_channels=8, stem_channels=16),
+        neck=dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=8, num_outs=4),
+        decode_head=dict(type='PointRendHead', in_channels=[8], in_index=[0], channels=8, num_classes=3),
+        train_cfg=TRAIN_CFG, test_cfg=ConfigDict(TEST_CFG, mode='whole')))
+    samples = _samples(torch.zeros(1, 64, 64, dtype=torch.long))
+    for sample in samples:
+        sample.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64)))
+    with pytest.raises(TypeError, match=r"decode_head=\[dict\(type='FPNHead'"):
+        model.loss(torch.rand(1, 3, 64, 64), samples)
+    with pytest.raises(TypeError, match='CascadeEncoderDecoder'):
+        model.predict(torch.rand(1, 3, 64, 64), samples)
