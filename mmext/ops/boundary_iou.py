@@ -71,6 +71,7 @@ def boundary_intersect_and_union(pred: torch.Tensor, label: torch.Tensor, num_cl
     ignored region nor a predicted contour next to one is judged. (Counting them, as the official
     panoptic code does, makes a perfect prediction lose points along every ignored region.) Labels
     outside ``[0, num_classes)`` belong to no class but are counted; so are such predictions.
+
     Args:
         pred: (H, W) int predicted class of every pixel.
         label: (H, W) int ground-truth class of every pixel, ``ignore_index`` where unlabelled.

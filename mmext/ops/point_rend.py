@@ -27,10 +27,13 @@ def point_sample(feats: torch.Tensor, coords: torch.Tensor, align_corners: bool 
         mode: 'bilinear' for features and logits, 'nearest' for labels.
 
     Returns:
-        (B, C, P) sampled values.
+        (B, C, P) sampled values, in the wider of the two input dtypes: fp16/bf16 features are
+        sampled in fp32 at fp32 coords, since rounding the coords instead would move a point by up
+        to 2 pixels of a 2048-wide bf16 map.
     """
-    grid = 2.0 * coords.unsqueeze(2) - 1.0
-    return F.grid_sample(feats, grid.to(feats.dtype), mode=mode, padding_mode='zeros',
+    dtype = torch.promote_types(feats.dtype, coords.dtype)
+    grid = 2.0 * coords.unsqueeze(2).to(dtype) - 1.0
+    return F.grid_sample(feats.to(dtype), grid, mode=mode, padding_mode='zeros',
                          align_corners=align_corners).squeeze(3)
 
 
@@ -38,11 +41,14 @@ def point_uncertainty(logits: torch.Tensor) -> torch.Tensor:
     """Uncertainty of class logits: second-highest minus highest logit, <= 0, 0 at a tie.
 
     Args:
-        logits: (B, K, ...) class logits with K >= 2 (a map (B, K, H, W) or points (B, K, P)).
+        logits: (B, K, ...) class logits, a map (B, K, H, W) or points (B, K, P). For K = 1 (one
+            sigmoid logit) it is ``-|logit|``, detectron2's class-agnostic form: 0 at probability 1/2.
 
     Returns:
         (B, 1, ...) uncertainty; the most uncertain locations have the highest value.
     """
+    if logits.shape[1] == 1:
+        return -logits.abs()
     top2 = logits.topk(2, dim=1).values
     return top2[:, 1:2] - top2[:, 0:1]
 
@@ -105,26 +111,31 @@ def uncertain_point_coords_with_randomness(
     return coords
 
 
-def grid_indices_to_coords(indices: torch.Tensor, height: int, width: int) -> torch.Tensor:
+def grid_indices_to_coords(indices: torch.Tensor, height: int, width: int,
+                           align_corners: bool = False) -> torch.Tensor:
     """Flat pixel indices to the (x, y) coords of the pixel centres.
 
     Args:
         indices: (B, P) flat indices into an H x W map (row-major).
         height: H.
         width: W.
+        align_corners: the convention of :func:`point_sample` the coords are for.
 
     Returns:
-        (B, P, 2) coords ``((i mod W) + 0.5) / W, (i div W + 0.5) / H``; :func:`point_sample` with
-        ``align_corners=False`` returns the map's values there exactly.
+        (B, P, 2) coords, ``((i mod W) + 0.5) / W, (i div W + 0.5) / H`` for ``align_corners=False``
+        and ``(i mod W) / (W - 1), (i div W) / (H - 1)`` for True (0 for a size of 1);
+        :func:`point_sample` with the same convention returns the map's values there exactly.
     """
-    x = (indices % width).float().add_(0.5).div_(width)
-    y = torch.div(indices, width, rounding_mode='floor').float().add_(0.5).div_(height)
-    return torch.stack([x, y], dim=2)
+    cols = (indices % width).float()
+    rows = torch.div(indices, width, rounding_mode='floor').float()
+    if align_corners:
+        return torch.stack([cols / max(width - 1, 1), rows / max(height - 1, 1)], dim=2)
+    return torch.stack([(cols + 0.5) / width, (rows + 0.5) / height], dim=2)
 
 
 @torch.no_grad()
 def uncertain_point_indices_on_grid(
-        logits: torch.Tensor, num_points: int,
+        logits: torch.Tensor, num_points: int, align_corners: bool = False,
         uncertainty: Callable[[torch.Tensor], torch.Tensor] = point_uncertainty
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Inference points: the ``min(H * W, num_points)`` most uncertain pixels of a logit map.
@@ -132,6 +143,7 @@ def uncertain_point_indices_on_grid(
     Args:
         logits: (B, K, H, W) class logits (the x2-upsampled map of a subdivision step).
         num_points: the requested number of points.
+        align_corners: convention of the returned coords, see :func:`grid_indices_to_coords`.
         uncertainty: (B, K, H, W) -> (B, 1, H, W) score, higher is more uncertain.
 
     Returns:
@@ -141,7 +153,7 @@ def uncertain_point_indices_on_grid(
     batch_size, _, height, width = logits.shape
     scores = uncertainty(logits).view(batch_size, height * width)
     indices = scores.topk(min(height * width, num_points), dim=1).indices
-    return indices, grid_indices_to_coords(indices, height, width)
+    return indices, grid_indices_to_coords(indices, height, width, align_corners)
 
 
 def scatter_point_logits(logits: torch.Tensor, indices: torch.Tensor,

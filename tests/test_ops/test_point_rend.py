@@ -19,6 +19,10 @@ def test_uncertainty_of_a_tie_is_zero_and_never_positive():
     assert u.shape == (2, 1, 7, 9) and (u <= 0).all()
 
 
+def test_uncertainty_of_a_single_sigmoid_logit():
+    assert point_uncertainty(torch.tensor([-1.5, 0.0, 2.0]).view(1, 1, 3)).tolist() == [[[-1.5, 0.0, -2.0]]]
+
+
 def test_uncertainty_is_measured_after_interpolation():
     # A 1 x 2 map: pixel 0 has logits (+1, -1), pixel 1 has (-1, +1); both are -2 uncertain, but the
     # logits sampled midway are (0, 0), a tie: uncertainty 0. Interpolating the uncertainties gives -2.
@@ -37,6 +41,23 @@ def test_pixel_centre_coords_reproduce_grid_values():
     # index 9 is row 1, column 2: ((2 + .5) / 7, (1 + .5) / 5)
     torch.testing.assert_close(coords[0, 9], torch.tensor([2.5 / 7, 1.5 / 5]))
     torch.testing.assert_close(point_sample(feats, coords), feats.flatten(2), rtol=0, atol=1e-6)
+
+
+def test_pixel_centre_coords_with_align_corners():
+    feats = torch.randn(1, 2, 4, 6)
+    coords = grid_indices_to_coords(torch.arange(24).unsqueeze(0), 4, 6, align_corners=True)
+    torch.testing.assert_close(coords[0, 9], torch.tensor([3 / 5, 1 / 3]))  # row 1, column 3
+    torch.testing.assert_close(point_sample(feats, coords, align_corners=True), feats.flatten(2),
+                               rtol=0, atol=1e-6)
+
+
+def test_low_precision_features_are_sampled_at_full_precision_coords():
+    # bf16 coords near x = 1 are 2^-8 apart, 8 pixels of a 2048-wide map; fp32 coords hit every pixel.
+    feats = torch.arange(2048.0).view(1, 1, 1, 2048).to(torch.bfloat16)
+    coords = grid_indices_to_coords(torch.arange(2040, 2048).unsqueeze(0), 1, 2048)
+    sampled = point_sample(feats, coords)
+    assert sampled.dtype == torch.float32
+    assert sampled.tolist() == [[feats[0, 0, 0, 2040:].float().tolist()]]
 
 
 def test_training_point_counts():
@@ -84,8 +105,9 @@ def test_training_selection_appends_fresh_uniform_points():
     assert coords.shape == (2, 2048, 2)
     assert ((coords >= 0) & (coords < 1)).all()
     torch.testing.assert_close(coords[:, 1536:], fresh)  # fresh, not the least uncertain candidates
-    chosen = coords[:, :1536, 0]
-    assert (chosen - 0.5).abs().max() < (candidates[..., 0] - 0.5).abs().median()
+    scores = point_uncertainty(point_sample(_ramp_logits().expand(2, -1, -1, -1), candidates))[:, 0]
+    expected = candidates.gather(1, scores.topk(1536, dim=1).indices.unsqueeze(2).expand(-1, -1, 2))
+    torch.testing.assert_close(coords[:, :1536], expected)
 
 
 def test_grid_selection_takes_the_most_uncertain_pixels():

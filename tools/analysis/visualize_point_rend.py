@@ -5,7 +5,8 @@ prediction, the points that each subdivision step re-predicts, and the refined p
         work_dirs/pointrend_r50/iter_1000.pth --index 0 --out work_dirs/pointrend_r50/points_0.png
 
 The points of step 1 are drawn in yellow and those of later steps in cyan, magenta, ...; each step
-runs on a map twice as fine as the one before, so late points sit on the contours.
+runs on a map twice as fine as the one before, so late points sit on the contours. Inference is on
+the whole (padded) image, whatever ``test_cfg.mode`` says.
 """
 import argparse
 
@@ -73,22 +74,25 @@ def render(model, data: dict, palette, zoom: int) -> np.ndarray:
         metas = [sample.metainfo]
         coarse_label = head.predict_by_feat(coarse, metas).argmax(1)[0]
         refined_label = head.predict_by_feat(refined, metas).argmax(1)[0]
-    image = data['inputs'].permute(1, 2, 0).numpy()[..., ::-1]  # BGR -> RGB
-    height, width = refined_label.shape
-    gt = sample.gt_sem_seg.data[0, :height, :width].numpy()
+    image = data['inputs'].permute(1, 2, 0).numpy()[..., ::-1]  # BGR -> RGB, not padded
+    height, width = image.shape[:2]
 
     def zoomed(rgb):
-        return cv2.resize(np.ascontiguousarray(rgb[:height, :width]), None, fx=zoom, fy=zoom,
-                          interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(np.ascontiguousarray(rgb), None, fx=zoom, fy=zoom, interpolation=cv2.INTER_NEAREST)
 
+    def cropped(panel):  # the predictions cover the padded batch; show the image's part
+        return panel[:height * zoom, :width * zoom]
+
+    # Points are drawn on the whole (padded) coarse map, whose [0, 1] coords they are.
     coarse_rgb = zoomed(colourize(coarse_label.numpy(), palette))
+    points_rgb = draw_points(coarse_rgb, [c[0] for c in coords], zoom)
     counts = '+'.join(str(c.shape[1]) for c in coords)
     panels = [
         with_title(zoomed(image), 'image'),
-        with_title(zoomed(colourize(gt, palette)), 'ground truth'),
-        with_title(coarse_rgb, 'coarse (FPN)'),
-        with_title(draw_points(coarse_rgb, [c[0] for c in coords], zoom), f'points {counts}'),
-        with_title(zoomed(colourize(refined_label.numpy(), palette)), 'PointRend'),
+        with_title(cropped(zoomed(colourize(sample.gt_sem_seg.data[0].numpy(), palette))), 'ground truth'),
+        with_title(cropped(coarse_rgb), 'coarse (FPN)'),
+        with_title(cropped(points_rgb), f'points {counts}'),
+        with_title(cropped(zoomed(colourize(refined_label.numpy(), palette))), 'PointRend'),
     ]
     gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)
     return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)

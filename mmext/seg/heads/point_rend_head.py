@@ -15,7 +15,7 @@ from mmext.ops.point_rend import (point_labels, point_sample, scatter_point_logi
 from .validation import check_coarse_logits, check_feature_channels
 
 TRAIN_CFG_KEYS = ('num_points', 'oversample_ratio', 'importance_sample_ratio')
-TEST_CFG_KEYS = ('subdivision_steps', 'subdivision_num_points')
+TEST_CFG_KEYS = ('subdivision_steps', 'subdivision_num_points', 'scale_factor')
 
 
 def _require_keys(cfg, keys: Tuple[str, ...], where: str, example: str) -> None:
@@ -36,13 +36,14 @@ class PointRendHead(BaseCascadeDecodeHead):
     * Training (``model.train_cfg``: ``num_points``, ``oversample_ratio``,
       ``importance_sample_ratio``): cross-entropy on ``num_points`` points per image, most of them
       chosen by uncertainty, labelled by nearest sampling of the ground truth.
-    * Inference (``model.test_cfg``: ``subdivision_steps``, ``subdivision_num_points``, optional
-      ``scale_factor``, default 2): each step upsamples the logits, re-predicts the
-      ``subdivision_num_points`` most uncertain pixels and keeps the upsampled values elsewhere.
+    * Inference (``model.test_cfg``: ``subdivision_steps``, ``subdivision_num_points``,
+      ``scale_factor``): each step upsamples the logits, re-predicts the ``subdivision_num_points``
+      most uncertain pixels and keeps the upsampled values elsewhere.
 
     Arguments, parameter names, losses (``pointloss_ce``, ``acc_point``) and test-time logits match
     mmseg's ``PointHead``, so its weights load with ``strict=True``; no ``mmcv.ops`` is needed.
-    Unlike mmseg, the training candidates are sampled with the head's ``align_corners`` too.
+    Unlike mmseg, ``align_corners=True`` is consistent: the refined pixels' coords and the training
+    candidates follow it too (mmseg's pixel-centre coords assume False, its default).
 
     Args:
         num_fcs (int): number of point-MLP layers (1x1 ``Conv1d`` ConvModules). Default: 3.
@@ -61,6 +62,11 @@ class PointRendHead(BaseCascadeDecodeHead):
             input_transform='multiple_select', conv_cfg=conv_cfg, norm_cfg=norm_cfg,
             act_cfg=act_cfg, init_cfg=dict(type='Normal', std=0.01, override=dict(name='fc_seg')),
             **kwargs)
+        if self.out_channels != self.num_classes:
+            raise ValueError(
+                f'PointRendHead predicts num_classes={self.num_classes} logits per point; '
+                f'out_channels={self.out_channels} (a binary sigmoid head) is not supported: use '
+                f'out_channels=num_classes and a softmax loss.')
         self.num_fcs = num_fcs
         self.coarse_pred_each_layer = coarse_pred_each_layer
         in_channels = sum(self.in_channels) + self.num_classes
@@ -115,9 +121,12 @@ class PointRendHead(BaseCascadeDecodeHead):
         fine_feats = self._fine_feats(inputs, prev_output)
         _require_keys(train_cfg, TRAIN_CFG_KEYS, 'model.train_cfg',
                       'num_points=2048, oversample_ratio=3, importance_sample_ratio=0.75')
-        coords = uncertain_point_coords_with_randomness(
-            prev_output.detach(), train_cfg['num_points'], train_cfg['oversample_ratio'],
-            train_cfg['importance_sample_ratio'], self.align_corners)
+        try:
+            coords = uncertain_point_coords_with_randomness(
+                prev_output, train_cfg['num_points'], train_cfg['oversample_ratio'],
+                train_cfg['importance_sample_ratio'], self.align_corners)
+        except ValueError as error:
+            raise ValueError(f'PointRendHead: model.train_cfg: {error}') from None
         logits = self.point_logits(fine_feats, prev_output, coords)
         return self.loss_by_feat(logits, coords, batch_data_samples)
 
@@ -144,8 +153,7 @@ class PointRendHead(BaseCascadeDecodeHead):
         Args:
             inputs: multi-level features of the neck.
             prev_output: (B, K, h, w) coarse logits.
-            test_cfg: with ``subdivision_steps``, ``subdivision_num_points`` and optionally
-                ``scale_factor`` (default 2).
+            test_cfg: with ``subdivision_steps``, ``subdivision_num_points`` and ``scale_factor``.
 
         Returns:
             refined: (B, K, h * s^steps, w * s^steps) logits.
@@ -160,9 +168,9 @@ class PointRendHead(BaseCascadeDecodeHead):
                              f'subdivision_num_points >= 1, got {steps} and {num_points}')
         refined, all_coords = prev_output, []
         for _ in range(steps):
-            refined = resize(refined, scale_factor=test_cfg.get('scale_factor', 2), mode='bilinear',
+            refined = resize(refined, scale_factor=test_cfg['scale_factor'], mode='bilinear',
                              align_corners=self.align_corners)
-            indices, coords = uncertain_point_indices_on_grid(refined, num_points)
+            indices, coords = uncertain_point_indices_on_grid(refined, num_points, self.align_corners)
             refined = scatter_point_logits(
                 refined, indices, self.point_logits(fine_feats, prev_output, coords))
             all_coords.append(coords)

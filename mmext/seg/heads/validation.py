@@ -19,7 +19,7 @@ def check_feature_channels(feats: Union[torch.Tensor, Sequence[torch.Tensor]], h
         found, expected = [f.shape[1] for f in feats], list(head.in_channels)
     if found != expected:
         raise ValueError(
-            f'{type(head).__name__}: decode_head.in_channels={expected}, but the backbone '
+            f'{type(head).__name__}: decode_head.in_channels={expected}, but the input '
             f'feature selected by in_index={head.in_index} has {found} channels; set '
             f'in_channels to {found} (or fix in_index / input_transform).')
 

@@ -100,3 +100,15 @@ def test_built_from_the_mmseg_registry():
     assert isinstance(metric, BoundaryIoUMetric)
     assert (metric.boundary_width, metric.ignore_index) == (3, 255)
     assert METRICS.build(dict(type='BoundaryIoUMetric', boundary_width=5)).boundary_width == 5
+
+
+def test_single_row_images_keep_their_shape():
+    # A 1 x 6 image, width 1: class 1 in columns 0..2, predicted in 0..3; bands are columns 2 | 3
+    # (label) and 3 | 4 (prediction): class 1 0 / 2, class 0 0 / 2.
+    metric = _metric(boundary_width=1)
+    metric.process({}, [_sample(_halves(4, height=1), _halves(3, height=1))])
+    assert metric.evaluate(1) == {'mBIoU': 0.0}
+
+
+def test_no_results_give_nan():
+    assert math.isnan(_metric().compute_metrics([])['mBIoU'])

@@ -6,9 +6,10 @@ import torch
 from mmengine.config import ConfigDict
 from mmengine.structures import PixelData
 from mmseg.models.decode_heads import PointHead
+from mmseg.models.decode_heads.point_head import calculate_uncertainty
 from mmseg.structures import SegDataSample
 
-from mmext.ops.point_rend import grid_indices_to_coords
+from mmext.ops.point_rend import grid_indices_to_coords, uncertain_point_coords_with_randomness
 from mmext.seg.heads import PointRendHead
 
 HEAD_KWARGS = dict(in_channels=[8, 4], in_index=[0, 1], channels=16, num_classes=5, dropout_ratio=-1)
@@ -69,37 +70,64 @@ def test_inference_parity_with_mmseg_point_head(coarse_pred_each_layer):
 def test_inference_parity_when_few_pixels_are_refined():
     ours, theirs = _pair()
     feats, prev = _inputs()
-    cfg = ConfigDict(subdivision_steps=3, subdivision_num_points=37, scale_factor=2)
+    cfg = ConfigDict(TEST_CFG, subdivision_steps=3, subdivision_num_points=37)
     metas = [dict(img_shape=(88, 104))] * 2
     with torch.no_grad():
         out, ref = ours.predict(feats, prev, metas, cfg), theirs.predict(feats, prev, metas, cfg)
     assert (out - ref).abs().max().item() <= 1e-5
 
 
+def test_training_points_match_mmseg_point_head():
+    _, prev = _inputs()
+    mmseg_head = PointHead(**HEAD_KWARGS)
+    torch.manual_seed(3)
+    ours = uncertain_point_coords_with_randomness(prev, **TRAIN_CFG)
+    torch.manual_seed(3)
+    theirs = mmseg_head.get_points_train(prev, calculate_uncertainty, TRAIN_CFG)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+
+
 def test_training_parity_with_mmseg_point_head():
-    # Same seed: the same points are drawn, so losses and weight gradients agree.
+    # Same seed: the same points are drawn, so losses and the gradients of the weights and of the
+    # (not detached) coarse logits agree.
     ours, theirs = _pair()
     feats, prev = _inputs()
     label = torch.randint(0, 5, (2, 11, 13))
     label[:, :3] = 255
+    prev_ours, prev_theirs = prev.clone().requires_grad_(), prev.clone().requires_grad_()
     torch.manual_seed(3)
-    loss = ours.loss(feats, prev, _samples(label), TRAIN_CFG)
+    loss = ours.loss(feats, prev_ours, _samples(label), TRAIN_CFG)
     torch.manual_seed(3)
-    ref = theirs.loss(feats, prev, _samples(label), TRAIN_CFG)
+    ref = theirs.loss(feats, prev_theirs, _samples(label), TRAIN_CFG)
     assert set(loss) == set(ref) == {'pointloss_ce', 'acc_point'}
     torch.testing.assert_close(loss['pointloss_ce'], ref['pointloss_ce'])
     torch.testing.assert_close(loss['acc_point'], ref['acc_point'])
     loss['pointloss_ce'].backward(), ref['pointloss_ce'].backward()
+    assert prev_ours.grad.abs().sum() > 0
+    torch.testing.assert_close(prev_ours.grad, prev_theirs.grad)
     grads = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         torch.testing.assert_close(p.grad, grads[name].grad)
+
+
+def test_autocast_inference_matches_fp32():
+    ours, _ = _pair()
+    feats, prev = _inputs()
+    metas = [dict(img_shape=(44, 52))] * 2
+    with torch.no_grad():
+        ref = ours.predict(feats, prev, metas, TEST_CFG)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = ours.predict([f.bfloat16() for f in feats], prev.bfloat16(), metas, TEST_CFG)
+    # bf16 weights and activations: 3 significant digits; the same pixels are refined.
+    assert (out.float().argmax(1) == ref.argmax(1)).float().mean() > 0.99
+    torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
 
 
 def test_enough_points_refine_every_pixel():
     head = _randomize(PointRendHead(**HEAD_KWARGS))
     feats, prev = _inputs(size=(6, 7))
     with torch.no_grad():
-        refined, coords = head.subdivide(feats, prev, dict(subdivision_steps=1, subdivision_num_points=8192))
+        refined, coords = head.subdivide(feats, prev, dict(TEST_CFG, subdivision_steps=1))
         everywhere = grid_indices_to_coords(torch.arange(12 * 14).expand(2, -1), 12, 14)
         mlp = head.point_logits(head._transform_inputs(feats), prev, everywhere)
     assert refined.shape == (2, 5, 12, 14) and coords[0].shape == (2, 168, 2)
@@ -110,7 +138,8 @@ def test_other_pixels_keep_the_bilinear_upsample():
     head = _randomize(PointRendHead(**HEAD_KWARGS))
     feats, prev = _inputs(size=(6, 7))
     with torch.no_grad():
-        refined, (coords,) = head.subdivide(feats, prev, dict(subdivision_steps=1, subdivision_num_points=20))
+        refined, (coords,) = head.subdivide(
+            feats, prev, dict(TEST_CFG, subdivision_steps=1, subdivision_num_points=20))
         mlp = head.point_logits(head._transform_inputs(feats), prev, coords)
     upsampled = torch.nn.functional.interpolate(prev, scale_factor=2, mode='bilinear', align_corners=False)
     cols, rows = (coords[..., 0] * 14).long(), (coords[..., 1] * 12).long()  # pixel of each centre
@@ -128,7 +157,7 @@ def test_zero_steps_give_the_coarse_prediction():
     head = PointRendHead(**HEAD_KWARGS)
     feats, prev = _inputs()
     out = head.predict(feats, prev, [dict(img_shape=(11, 13))] * 2,
-                       dict(subdivision_steps=0, subdivision_num_points=8))
+                       dict(TEST_CFG, subdivision_steps=0))
     torch.testing.assert_close(out, prev, rtol=0, atol=0)
 
 
@@ -157,7 +186,20 @@ def test_point_loss_of_all_ignored_labels_is_zero():
 
 def test_dropout_acts_on_point_features():
     head = PointRendHead(**dict(HEAD_KWARGS, dropout_ratio=0.5))
-    assert type(head.dropout) is torch.nn.Dropout  # mmseg's Dropout2d would drop whole channels
+    assert type(head.dropout) is torch.nn.Dropout  # the base class's Dropout2d would drop channels
+
+
+def test_align_corners_true_refines_the_selected_pixels_exactly():
+    # With enough points every pixel of the x2 map is re-predicted at its own grid position.
+    head = _randomize(PointRendHead(**dict(HEAD_KWARGS, align_corners=True)))
+    feats, prev = _inputs(size=(6, 7))
+    with torch.no_grad():
+        refined, _ = head.subdivide(feats, prev, dict(TEST_CFG, subdivision_steps=1))
+        h, w = refined.shape[2:]
+        corners = torch.stack(torch.meshgrid(torch.arange(w) / (w - 1), torch.arange(h) / (h - 1),
+                                             indexing='xy'), dim=2).view(1, -1, 2).expand(2, -1, -1)
+        mlp = head.point_logits(head._transform_inputs(feats), prev, corners)
+    torch.testing.assert_close(refined.flatten(2), mlp, rtol=0, atol=1e-6)
 
 
 # -- bad input ----------------------------------------------------------------------------------------
@@ -170,9 +212,9 @@ def test_wrong_fine_feature_channels():
 
 
 @pytest.mark.parametrize('key, value, match', [
-    ('importance_sample_ratio', 1.2, r'importance_sample_ratio must lie in \[0, 1\], got 1.2'),
-    ('importance_sample_ratio', -0.5, r'importance_sample_ratio must lie in \[0, 1\], got -0.5'),
-    ('oversample_ratio', 0.5, 'oversample_ratio must be >= 1, got 0.5'),
+    ('importance_sample_ratio', 1.2, r'train_cfg: importance_sample_ratio must lie in \[0, 1\], got 1.2'),
+    ('importance_sample_ratio', -0.5, r'train_cfg: importance_sample_ratio must lie in \[0, 1\], got -0.5'),
+    ('oversample_ratio', 0.5, 'train_cfg: oversample_ratio must be >= 1, got 0.5'),
 ])
 def test_bad_sampling_ratios(key, value, match):
     head = PointRendHead(**HEAD_KWARGS)
@@ -193,7 +235,7 @@ def test_train_cfg_without_point_settings():
 def test_test_cfg_without_subdivision_settings(test_cfg):
     head = PointRendHead(**HEAD_KWARGS)
     feats, prev = _inputs()
-    with pytest.raises(KeyError, match='model.test_cfg.*subdivision_num_points'):
+    with pytest.raises(KeyError, match='model.test_cfg.*subdivision_num_points/scale_factor'):
         head.predict(feats, prev, [dict(img_shape=(11, 13))] * 2, test_cfg)
 
 
@@ -201,8 +243,7 @@ def test_bad_subdivision_values():
     head = PointRendHead(**HEAD_KWARGS)
     feats, prev = _inputs()
     with pytest.raises(ValueError, match='subdivision_num_points >= 1'):
-        head.predict(feats, prev, [dict(img_shape=(11, 13))] * 2,
-                     dict(subdivision_steps=2, subdivision_num_points=0))
+        head.predict(feats, prev, [dict(img_shape=(11, 13))] * 2, dict(TEST_CFG, subdivision_num_points=0))
 
 
 def test_coarse_logits_with_other_num_classes():
@@ -210,6 +251,19 @@ def test_coarse_logits_with_other_num_classes():
     feats, _ = _inputs()
     with pytest.raises(ValueError, match='decode_head\\[0\\] have 19 channels, but num_classes=5'):
         head.predict(feats, torch.randn(2, 19, 11, 13), [dict(img_shape=(11, 13))] * 2, TEST_CFG)
+
+
+def test_binary_sigmoid_output_is_refused():
+    with pytest.raises(ValueError, match='out_channels=1'):
+        PointRendHead(**dict(HEAD_KWARGS, num_classes=2, out_channels=1,
+                             loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True)))
+
+
+def test_tensor_mode_points_to_predict():
+    head = PointRendHead(**HEAD_KWARGS)
+    feats, prev = _inputs()
+    with pytest.raises(TypeError, match="mode='predict'"):
+        head(feats, prev)  # what CascadeEncoderDecoder's mode='tensor' calls
 
 
 def test_missing_coarse_head_in_a_plain_encoder_decoder():

@@ -5,13 +5,9 @@ import torch
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
+from prettytable import PrettyTable
 
 from mmext.ops.boundary_iou import boundary_intersect_and_union, class_boundary_iou
-
-try:
-    from prettytable import PrettyTable
-except ImportError:  # pragma: no cover - prettytable is a dependency of mmseg
-    PrettyTable = None
 
 
 @METRICS.register_module()
@@ -55,8 +51,8 @@ class BoundaryIoUMetric(BaseMetric):
         """
         num_classes = len(self.dataset_meta['classes'])
         for data_sample in data_samples:
-            pred_label = data_sample['pred_sem_seg']['data'].squeeze()
-            label = data_sample['gt_sem_seg']['data'].squeeze().to(pred_label)
+            pred_label = data_sample['pred_sem_seg']['data'][0]
+            label = data_sample['gt_sem_seg']['data'][0].to(pred_label)
             area_intersect, area_union = boundary_intersect_and_union(
                 pred_label, label, num_classes, self.boundary_width, self.ignore_index)
             self.results.append((area_intersect.cpu(), area_union.cpu()))
@@ -68,8 +64,11 @@ class BoundaryIoUMetric(BaseMetric):
             results: ``(area_intersect, area_union)`` of every sample, each (K,).
 
         Returns:
-            ``{'mBIoU': value}`` in percent, rounded to 2 decimals; NaN if no class has a boundary.
+            ``{'mBIoU': value}`` in percent, rounded to 2 decimals; NaN if no class has a boundary
+            or there are no results (mmengine warns about the latter).
         """
+        if not results:
+            return {'mBIoU': float('nan')}
         logger: MMLogger = MMLogger.get_current_instance()
         intersects, unions = zip(*results)
         class_biou = class_boundary_iou(torch.stack(intersects).sum(0), torch.stack(unions).sum(0))
@@ -78,12 +77,8 @@ class BoundaryIoUMetric(BaseMetric):
         class_names = self.dataset_meta['classes']
         class_values = [round(v * 100, 2) for v in class_biou.tolist()]
         print_log(f'per class boundary IoU (width {self.boundary_width} px):', logger)
-        if PrettyTable is not None:
-            table = PrettyTable()
-            table.add_column('Class', list(class_names))
-            table.add_column('BIoU', class_values)
-            print_log('\n' + table.get_string(), logger=logger)
-        else:  # pragma: no cover
-            for name, value in zip(class_names, class_values):
-                print_log(f'{name}: {value}', logger=logger)
+        table = PrettyTable()
+        table.add_column('Class', list(class_names))
+        table.add_column('BIoU', class_values)
+        print_log('\n' + table.get_string(), logger=logger)
         return {'mBIoU': mbiou}
