@@ -1,2 +1,2 @@
 """mmdetection plugins (registered into ``mmdet.registry``)."""
-from . import datasets  # noqa: F401
+from . import datasets, heads, hooks  # noqa: F401

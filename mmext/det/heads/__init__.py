@@ -1,0 +1,4 @@
+"""mmdetection dense heads."""
+from .dlde_head import DLDEHead
+
+__all__ = ['DLDEHead']

@@ -1,0 +1,194 @@
+"""DLDE head: RetinaNet whose classifier compares unit anchor embeddings with tracked class means."""
+import warnings
+from contextlib import contextmanager
+from typing import List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmdet.models.dense_heads import RetinaHead
+from mmdet.registry import MODELS
+from mmengine import dist
+
+from mmext.ops.directional import (class_embedding_sums, ema_update_means, means_from_sums,
+                                   modified_sigmoid_logit, unit_embeddings)
+
+MEANS_UPDATES = ('batch', 'manual')
+
+
+@MODELS.register_module()
+class DLDEHead(RetinaHead):
+    """Deep Local Directional Embedding head (torchsight's ``DirectionalClassification`` on mmdet).
+
+    RetinaHead's classification conv is replaced by one that gives every anchor an
+    ``embedding_size``-dim embedding; its score for class c is the modified sigmoid of the cosine
+    similarity to the class's tracked mean direction ``means[c]``
+    (:mod:`mmext.ops.directional`), with learnable per-class ``class_weight`` w and
+    ``class_bias`` b. Anchors, assignment, box coding, the regression branch, losses and NMS are
+    RetinaHead's.
+
+    The head emits ``logit(p)`` (p clamped to [1e-5, 1 - 1e-5], torchsight's clamp), so mmdet's
+    sigmoid ``FocalLoss`` computes the focal loss of p itself and ``predict`` returns scores equal
+    to p; a separate probability-space loss would duplicate mmdet's, and the clamp keeps the logit
+    finite if a learned w < 0 pushed p above 1. The focal loss is normalized by the number of
+    positive anchors as in mmdet and the paper (torchsight divides by all non-ignored anchors and
+    multiplies the loss by 1e3 to compensate).
+
+    Means are buffers (saved in checkpoints, no gradient), zero at the start, so every probability
+    is sigmoid(-3.5) / sigmoid(3.5) = 0.0302 until the first update. In training, the embeddings of
+    the positive anchors of mmdet's assignment update them before the batch is classified:
+
+    * ``means_update='batch'``: per class, ``m <- normalize((1 - means_lr) m + means_lr S / |S|)``
+      with S the sum of the class's positive embeddings in the batch (all ranks' under DDP); a class
+      without positives keeps its mean. torchsight steps once per image; one step per batch is the
+      same at batch size 1 and keeps DDP ranks identical.
+    * ``means_update='manual'``: S accumulates in the ``embedding_sums`` buffer and
+      :class:`~mmext.det.hooks.DLDEMeansHook` sets ``means = S / |S|`` at its interval (classes
+      without embeddings keep theirs, never NaN) and then clears the sums, so a mean reflects the
+      last interval (torchsight never clears them).
+
+    ``forward`` returns the per-level embedding maps in the place of RetinaHead's class scores;
+    :meth:`embeddings_to_logits` turns them into scores with the current means.
+
+    Args:
+        num_classes (int): number of object classes.
+        in_channels (int): channels of the FPN levels.
+        embedding_size (int): dimension E of the anchor embeddings, >= 2. Default: 256.
+        means_update (str): 'batch' or 'manual'. Default: 'batch'.
+        means_lr (float): EMA rate of the 'batch' mode, in (0, 1]. Default: 0.1.
+        init_weight (float): initial w of every class. Default: 7.0.
+        init_bias (float): initial b of every class. Default: -0.5.
+        **kwargs: ``RetinaHead`` arguments (stacked_convs, feat_channels, anchor_generator,
+            bbox_coder, loss_cls, loss_bbox, train_cfg, test_cfg, ...). ``loss_cls`` must be a
+            sigmoid loss (``use_sigmoid=True``).
+    """
+
+    def __init__(self, num_classes: int, in_channels: int, embedding_size: int = 256,
+                 means_update: str = 'batch', means_lr: float = 0.1, init_weight: float = 7.0,
+                 init_bias: float = -0.5,
+                 init_cfg: dict = dict(type='Normal', layer='Conv2d', std=0.01), **kwargs):
+        if means_update not in MEANS_UPDATES:
+            raise ValueError(f"DLDEHead: means_update={means_update!r}, expected one of {MEANS_UPDATES}")
+        if not 0 < means_lr <= 1:
+            raise ValueError(f'DLDEHead: means_lr={means_lr} must lie in (0, 1]')
+        if embedding_size < 2:
+            raise ValueError(f'DLDEHead: embedding_size={embedding_size} must be >= 2 (a direction)')
+        self.embedding_size = embedding_size
+        self.means_update = means_update
+        self.means_lr = means_lr
+        super().__init__(num_classes, in_channels, init_cfg=init_cfg, **kwargs)
+        if not self.use_sigmoid_cls:
+            raise ValueError('DLDEHead scores every class independently: loss_cls needs use_sigmoid=True')
+        self.class_weight = nn.Parameter(torch.full((num_classes,), float(init_weight)))
+        self.class_bias = nn.Parameter(torch.full((num_classes,), float(init_bias)))
+        self.register_buffer('means', torch.zeros(num_classes, embedding_size))
+        self.register_buffer('embedding_sums', torch.zeros(num_classes, embedding_size))
+        self.means_hook_attached = False  # set by DLDEMeansHook; 'manual' warns once without it
+        self._warned_no_hook = False
+        self._tracked_embeddings: Optional[Sequence[torch.Tensor]] = None
+
+    def _init_layers(self) -> None:
+        super()._init_layers()
+        del self.retina_cls
+        self.retina_emb = nn.Conv2d(self.feat_channels if self.stacked_convs else self.in_channels,
+                                    self.num_base_priors * self.embedding_size, 3, padding=1)
+
+    def forward_single(self, x: torch.Tensor):
+        """(B, in_channels, H, W) -> (B, A*E, H, W) anchor embeddings and (B, A*4, H, W) deltas."""
+        cls_feat, reg_feat = x, x
+        for cls_conv in self.cls_convs:
+            cls_feat = cls_conv(cls_feat)
+        for reg_conv in self.reg_convs:
+            reg_feat = reg_conv(reg_feat)
+        return self.retina_emb(cls_feat), self.retina_reg(reg_feat)
+
+    def _anchor_embeddings(self, embedding_map: torch.Tensor) -> torch.Tensor:
+        """(B, A*E, H, W) -> (B, H*W*A, E) unit embeddings, in mmdet's anchor order."""
+        batch_size = embedding_map.shape[0]
+        flat = embedding_map.permute(0, 2, 3, 1).reshape(batch_size, -1, self.embedding_size)
+        return unit_embeddings(flat)
+
+    def embeddings_to_logits(self, embedding_map: torch.Tensor) -> torch.Tensor:
+        """(B, A*E, H, W) embeddings -> (B, A*C, H, W) logit(p) class scores, RetinaHead's layout."""
+        batch_size, _, height, width = embedding_map.shape
+        cos_sim = self._anchor_embeddings(embedding_map) @ self.means.t()  # (B, H*W*A, C)
+        logits = modified_sigmoid_logit(cos_sim, self.class_weight, self.class_bias)
+        return logits.reshape(batch_size, height, width, -1).permute(0, 3, 1, 2)
+
+    # -- training -----------------------------------------------------------------------------------
+
+    def loss(self, x, batch_data_samples) -> dict:
+        """RetinaHead's loss, after checking that the samples carry ground truth to assign."""
+        if any('gt_instances' not in sample for sample in batch_data_samples):
+            raise ValueError(
+                'DLDEHead: training needs gt_instances in every data sample (they drive both the '
+                "assigner and the class means); load them with dict(type='LoadAnnotations', "
+                'with_bbox=True) in train_pipeline.')
+        return super().loss(x, batch_data_samples)
+
+    @contextmanager
+    def _tracking(self, embedding_maps: Sequence[torch.Tensor]):
+        """Let :meth:`get_targets` update the means from these embeddings within the block."""
+        self._tracked_embeddings = embedding_maps
+        try:
+            yield
+        finally:
+            self._tracked_embeddings = None
+
+    def loss_by_feat(self, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor],
+                     batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> dict:
+        """RetinaHead's losses, with ``cls_scores`` the embedding maps of :meth:`forward`.
+
+        The means are updated inside ``get_targets`` (where mmdet's labels become known), before
+        :meth:`loss_by_feat_single` classifies the embeddings.
+        """
+        if self.means_update == 'manual' and not self.means_hook_attached and not self._warned_no_hook:
+            warnings.warn("DLDEHead: means_update='manual' but no DLDEMeansHook is configured, so the "
+                          "class means stay zero; add custom_hooks=[dict(type='DLDEMeansHook')].")
+            self._warned_no_hook = True
+        with self._tracking(cls_scores):
+            return super().loss_by_feat(cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
+                                        batch_gt_instances_ignore)
+
+    def get_targets(self, *args, **kwargs):
+        """mmdet's targets; in training, also the mean update from the positive anchors."""
+        targets = super().get_targets(*args, **kwargs)
+        if self.training and self._tracked_embeddings is not None:
+            self.track_means(self._tracked_embeddings, targets[0])
+        return targets
+
+    @torch.no_grad()
+    def track_means(self, embedding_maps: Sequence[torch.Tensor], labels: Sequence[torch.Tensor]) -> None:
+        """Update the means (or accumulate the sums) from one batch.
+
+        Args:
+            embedding_maps: per level (B, A*E, H, W) embeddings.
+            labels: per level (B, H*W*A) assigned labels (``num_classes`` for background).
+        """
+        sums = sum(class_embedding_sums(self._anchor_embeddings(emb).flatten(0, 1), lab.flatten(),
+                                        self.num_classes)
+                   for emb, lab in zip(embedding_maps, labels))
+        dist.all_reduce(sums, op='sum')  # all ranks' positives: every rank keeps identical state
+        if self.means_update == 'manual':
+            self.embedding_sums += sums
+        else:
+            self.means.copy_(ema_update_means(self.means, sums, self.means_lr))
+
+    @torch.no_grad()
+    def update_means_from_sums(self) -> None:
+        """'manual' mode: ``means = sums / |sums|`` (unseen classes keep theirs), then clear the
+        sums. The sums already hold all ranks' embeddings. Called by
+        :class:`~mmext.det.hooks.DLDEMeansHook`."""
+        self.means.copy_(means_from_sums(self.means, self.embedding_sums))
+        self.embedding_sums.zero_()
+
+    def loss_by_feat_single(self, cls_score: torch.Tensor, *args, **kwargs):
+        """RetinaHead's per-level losses on the scores of the (just updated) means."""
+        return super().loss_by_feat_single(self.embeddings_to_logits(cls_score), *args, **kwargs)
+
+    # -- inference ----------------------------------------------------------------------------------
+
+    def predict_by_feat(self, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor],
+                        *args, **kwargs):
+        """RetinaHead's post-processing on ``logit(p)``; its sigmoid makes the scores p."""
+        return super().predict_by_feat([self.embeddings_to_logits(e) for e in cls_scores], bbox_preds,
+                                       *args, **kwargs)

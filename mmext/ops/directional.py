@@ -1,0 +1,116 @@
+"""DLDE (Deep Local Directional Embedding) classification as pure tensor functions.
+
+Shape shorthand: ``N`` embeddings (anchors), ``E`` embedding size, ``C`` classes.
+
+An anchor's class score is the cosine similarity ``s`` of its unit embedding to a tracked per-class
+mean direction, turned into a probability by the *modified sigmoid*
+
+    p_c = sigmoid(w_c (s + b_c)) / sigmoid(w_c (1 + b_c)),
+
+which is 1 at ``s = 1`` (the embedding points at the class mean) and, with the initial
+``(w, b) = (7, -0.5)``, 0.515 at ``s = 0.5``, 0.0302 at ``s = 0`` and 2.8e-5 at ``s = -1``. The means
+are not learned by gradient: they follow the embeddings of the anchors assigned to each class
+(:func:`ema_update_means`, :func:`means_from_sums`).
+"""
+import torch
+import torch.nn.functional as F
+
+
+def unit_embeddings(embeddings: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """L2-normalize along the last dimension; a zero embedding stays zero (no NaN).
+
+    Args:
+        embeddings: (..., E).
+        eps: lower bound of the norm it divides by.
+
+    Returns:
+        (..., E) unit vectors (zero where the input is zero).
+    """
+    return embeddings / embeddings.norm(dim=-1, keepdim=True).clamp(min=eps)
+
+
+def modified_sigmoid_log_prob(cos_sim: torch.Tensor, weight: torch.Tensor,
+                              bias: torch.Tensor) -> torch.Tensor:
+    """log p of the modified sigmoid, computed with logsigmoid for stability.
+
+    Args:
+        cos_sim: (..., C) cosine similarities s in [-1, 1].
+        weight: (C,) per-class w (the slope); p <= 1 holds for w > 0.
+        bias: (C,) per-class b (the shift).
+
+    Returns:
+        (..., C) ``log sigmoid(w (s + b)) - log sigmoid(w (1 + b))``.
+    """
+    return F.logsigmoid(weight * (cos_sim + bias)) - F.logsigmoid(weight * (1 + bias))
+
+
+def modified_sigmoid(cos_sim: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """The DLDE probability ``p = sigmoid(w (s + b)) / sigmoid(w (1 + b))``; shapes as
+    :func:`modified_sigmoid_log_prob`."""
+    return modified_sigmoid_log_prob(cos_sim, weight, bias).exp()
+
+
+def modified_sigmoid_logit(cos_sim: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                           eps: float = 1e-5) -> torch.Tensor:
+    """``logit(p)`` of the modified sigmoid with p clamped to [eps, 1 - eps].
+
+    A sigmoid of this returns p, so the probabilities plug into losses and post-processing written
+    for logits (mmdet's sigmoid focal loss, ``predict_by_feat``). The clamp is torchsight's (1e-5);
+    it also keeps the logit finite where a learned w < 0 would give p > 1.
+
+    Returns:
+        (..., C) logits; shapes as :func:`modified_sigmoid_log_prob`.
+    """
+    prob = modified_sigmoid_log_prob(cos_sim, weight, bias).exp().clamp(eps, 1 - eps)
+    return torch.logit(prob)
+
+
+def class_embedding_sums(embeddings: torch.Tensor, labels: torch.Tensor,
+                         num_classes: int) -> torch.Tensor:
+    """Per-class sums of the embeddings of the anchors assigned to a class.
+
+    Args:
+        embeddings: (N, E) unit embeddings.
+        labels: (N,) int class of each anchor; values outside [0, C) (background, ignored) are
+            left out.
+        num_classes: C.
+
+    Returns:
+        (C, E) sums; a row is zero for a class without anchors.
+    """
+    positive = (labels >= 0) & (labels < num_classes)
+    sums = embeddings.new_zeros(num_classes, embeddings.shape[-1])
+    return sums.index_add_(0, labels[positive], embeddings[positive])
+
+
+def ema_update_means(means: torch.Tensor, sums: torch.Tensor, lr: float) -> torch.Tensor:
+    """One exponential-moving-average step of the class mean directions.
+
+    For every class with a non-zero sum S: ``m <- normalize((1 - lr) m + lr S / |S|)``; the other
+    classes keep their mean. From m = 0 the first step gives exactly ``S / |S|``.
+
+    Args:
+        means: (C, E) current mean directions (unit rows, or zero before the first update).
+        sums: (C, E) per-class embedding sums of this step.
+        lr: rate in (0, 1].
+
+    Returns:
+        (C, E) new means.
+    """
+    seen = sums.norm(dim=1, keepdim=True) > 0
+    updated = unit_embeddings((1 - lr) * means + lr * unit_embeddings(sums))
+    return torch.where(seen, updated, means)
+
+
+def means_from_sums(means: torch.Tensor, sums: torch.Tensor) -> torch.Tensor:
+    """Class mean directions from accumulated sums (the 'manual' mode); unseen classes keep theirs.
+
+    Args:
+        means: (C, E) current means.
+        sums: (C, E) embedding sums accumulated since the last update.
+
+    Returns:
+        (C, E) ``sums / |sums|`` where the sum is non-zero, ``means`` elsewhere (never NaN).
+    """
+    seen = sums.norm(dim=1, keepdim=True) > 0
+    return torch.where(seen, unit_embeddings(sums), means)

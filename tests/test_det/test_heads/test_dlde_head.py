@@ -1,0 +1,206 @@
+"""DLDEHead in mmdet's dense-head test style: losses with empty and one ground truth, the scores
+that predict returns, mean tracking, buffers in checkpoints, errors."""
+import math
+
+import pytest
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.config import ConfigDict
+from mmengine.structures import InstanceData
+
+import mmext  # noqa: F401  (registers mmdet's and mmext's modules)
+from mmext.det.heads import DLDEHead
+from mmext.ops.directional import class_embedding_sums, modified_sigmoid, unit_embeddings
+
+IMG_META = dict(img_shape=(64, 64), pad_shape=(64, 64), scale_factor=(1.0, 1.0))
+TRAIN_CFG = ConfigDict(
+    assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4, min_pos_iou=0,
+                  ignore_iof_thr=-1),
+    sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1, debug=False)
+TEST_CFG = ConfigDict(nms_pre=1000, min_bbox_size=0, score_thr=0.0,
+                      nms=dict(type='nms', iou_threshold=0.5), max_per_img=1000)
+SIGMOID_RATIO = 1 / (1 + math.exp(3.5)) / (1 / (1 + math.exp(-3.5)))  # sigmoid(-3.5) / sigmoid(3.5)
+
+
+def _head(**kwargs):
+    torch.manual_seed(0)
+    cfg = dict(num_classes=4, in_channels=8, feat_channels=8, stacked_convs=1, embedding_size=6,
+               anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=1,
+                                     ratios=[0.5, 1.0, 2.0], strides=[8, 16]),
+               loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
+               loss_bbox=dict(type='L1Loss', loss_weight=1.0), train_cfg=TRAIN_CFG, test_cfg=TEST_CFG)
+    head = DLDEHead(**dict(cfg, **kwargs))
+    head.init_weights()
+    return head
+
+
+def _feats(batch=1):
+    torch.manual_seed(1)
+    return (torch.rand(batch, 8, 8, 8), torch.rand(batch, 8, 4, 4))
+
+
+def _gt(boxes=(), labels=()):
+    gt = InstanceData()
+    gt.bboxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+    gt.labels = torch.tensor(labels, dtype=torch.long)
+    return gt
+
+
+def _samples(*gts):
+    return [DetDataSample(gt_instances=gt, metainfo=IMG_META) for gt in gts]
+
+
+ONE_GT = ([[10.0, 12.0, 42.0, 40.0]], [2])
+
+
+def test_empty_ground_truth_gives_classification_loss_only():
+    head = _head().train()
+    losses = head.loss(_feats(), _samples(_gt()))
+    assert sum(losses['loss_cls']).item() > 0
+    assert sum(losses['loss_bbox']).item() == 0
+    assert head.means.abs().sum() == 0  # no positives: means unchanged
+
+
+def test_one_ground_truth_gives_all_losses_positive():
+    head = _head().train()
+    losses = head.loss(_feats(), _samples(_gt(*ONE_GT)))
+    assert sum(losses['loss_cls']).item() > 0
+    assert sum(losses['loss_bbox']).item() > 0
+
+
+def test_zero_means_score_every_anchor_and_class_0_0302():
+    head = _head().eval()
+    embeddings, _ = head(_feats())
+    for emb in embeddings:
+        scores = torch.sigmoid(head.embeddings_to_logits(emb))
+        assert scores.shape[1] == 3 * 4
+        torch.testing.assert_close(scores, torch.full_like(scores, SIGMOID_RATIO))
+    assert SIGMOID_RATIO == pytest.approx(0.030197, abs=1e-6)
+
+
+def test_zero_embedding_gives_no_nan():
+    head = _head().eval()
+    with torch.no_grad():
+        head.retina_emb.weight.zero_(), head.retina_emb.bias.zero_()
+    head.means.copy_(unit_embeddings(torch.randn(4, 6)))
+    embeddings, _ = head(_feats())
+    assert all(torch.isfinite(head.embeddings_to_logits(e)).all() for e in embeddings)
+
+
+def test_predict_returns_the_modified_sigmoid_probabilities():
+    head = _head().eval()
+    head.means.copy_(unit_embeddings(torch.randn(4, 6)))
+    with torch.no_grad():
+        head.class_weight.copy_(torch.tensor([7.0, 5.0, 9.0, 3.0]))
+        head.class_bias.copy_(torch.tensor([-0.5, -0.2, -0.7, 0.1]))
+        embeddings, _ = head(_feats())
+        (result,) = head.predict(_feats(), _samples(_gt()), rescale=False)
+        expected = torch.cat([modified_sigmoid(head._anchor_embeddings(e)[0] @ head.means.t(),
+                                               head.class_weight, head.class_bias).flatten()
+                              for e in embeddings])
+    # Before NMS every (anchor, class) pair is a candidate; NMS keeps a subset of those scores.
+    assert len(result.scores) > 0
+    matches = (result.scores[:, None] - expected[None]).abs().min(dim=1).values
+    assert matches.max() < 1e-6
+    assert result.scores.max() == pytest.approx(expected.max().item(), rel=1e-6)
+
+
+def _positive_embedding_sums(head, feats, samples):
+    """The normalized-by-nothing per-class sums of the positive embeddings under mmdet's assignment."""
+    with torch.no_grad():
+        embeddings, _ = head(feats)
+        head.eval()  # get_targets without tracking
+        anchors, valid = head.get_anchors([e.shape[-2:] for e in embeddings], [IMG_META] * len(samples),
+                                          device='cpu')
+        labels = head.get_targets(anchors, valid, [s.gt_instances for s in samples], [IMG_META] * len(samples))[0]
+        head.train()
+    return sum(class_embedding_sums(head._anchor_embeddings(e).flatten(0, 1), lab.flatten(), 4)
+               for e, lab in zip(embeddings, labels))
+
+
+def test_batch_mode_first_update_equals_the_normalized_positive_sum():
+    head = _head().train()
+    feats, samples = _feats(), _samples(_gt(*ONE_GT))
+    sums = _positive_embedding_sums(head, feats, samples)
+    assert sums[2].norm() > 0 and sums[[0, 1, 3]].abs().sum() == 0
+    head.loss(feats, samples)
+    torch.testing.assert_close(head.means[2], sums[2] / sums[2].norm())
+    assert head.means[[0, 1, 3]].abs().sum() == 0  # classes without positives are unchanged
+
+
+def test_batch_mode_second_update_is_an_ema_step():
+    head = _head(means_lr=0.25).train()
+    head.means[2] = torch.tensor([1.0, 0, 0, 0, 0, 0])
+    feats, samples = _feats(), _samples(_gt(*ONE_GT))
+    direction = _positive_embedding_sums(head, feats, samples)[2]
+    direction = direction / direction.norm()
+    head.loss(feats, samples)
+    expected = 0.75 * torch.tensor([1.0, 0, 0, 0, 0, 0]) + 0.25 * direction
+    torch.testing.assert_close(head.means[2], expected / expected.norm())
+
+
+def test_manual_mode_accumulates_sums_and_updates_on_request():
+    head = _head(means_update='manual').train()
+    head.means_hook_attached = True
+    feats, samples = _feats(), _samples(_gt(*ONE_GT))
+    sums = _positive_embedding_sums(head, feats, samples)
+    head.loss(feats, samples)
+    head.loss(feats, samples)
+    torch.testing.assert_close(head.embedding_sums, 2 * sums)
+    assert head.means.abs().sum() == 0  # nothing changes until the hook asks
+    head.update_means_from_sums()
+    torch.testing.assert_close(head.means[2], sums[2] / sums[2].norm())
+    assert head.means[[0, 1, 3]].abs().sum() == 0 and torch.isfinite(head.means).all()
+    assert head.embedding_sums.abs().sum() == 0
+
+
+def test_manual_mode_without_hook_warns_once():
+    head = _head(means_update='manual').train()
+    with pytest.warns(UserWarning, match='DLDEMeansHook'):
+        head.loss(_feats(), _samples(_gt(*ONE_GT)))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        head.loss(_feats(), _samples(_gt(*ONE_GT)))
+
+
+def test_means_and_sums_are_saved_and_restored():
+    head = _head(means_update='manual')
+    head.means.copy_(unit_embeddings(torch.randn(4, 6)))
+    head.embedding_sums.copy_(torch.randn(4, 6))
+    state = head.state_dict()
+    assert {'means', 'embedding_sums', 'class_weight', 'class_bias'} <= set(state)
+    restored = _head(means_update='manual')
+    restored.load_state_dict(state, strict=True)
+    torch.testing.assert_close(restored.means, head.means)
+    torch.testing.assert_close(restored.embedding_sums, head.embedding_sums)
+
+
+def test_gradients_reach_embeddings_weight_and_bias_not_means():
+    head = _head().train()
+    head.means.copy_(unit_embeddings(torch.randn(4, 6)))
+    losses = head.loss(_feats(), _samples(_gt(*ONE_GT)))
+    sum(losses['loss_cls']).backward()
+    assert head.retina_emb.weight.grad.abs().sum() > 0
+    assert head.class_weight.grad.abs().sum() > 0 and head.class_bias.grad.abs().sum() > 0
+    assert not head.means.requires_grad
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(means_update='epoch'), "means_update='epoch'"),
+    (dict(means_lr=0.0), r'means_lr=0.0 must lie in \(0, 1\]'),
+    (dict(means_lr=1.5), r'means_lr=1.5 must lie in \(0, 1\]'),
+    (dict(embedding_size=1), 'embedding_size=1 must be >= 2'),
+    (dict(loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False)), 'use_sigmoid=True'),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _head(**kwargs)
+
+
+def test_training_without_ground_truth_instances():
+    head = _head().train()
+    with pytest.raises(ValueError, match='gt_instances'):
+        head.loss(_feats(), [DetDataSample(metainfo=IMG_META)])

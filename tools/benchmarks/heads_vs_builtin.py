@@ -1,0 +1,107 @@
+"""Train an embedded recipe with mmext's head and with the host library's built-in one (same
+backbone, data, schedule and seeds), one run after the other, and report accuracy, wall time and
+memory.
+
+    .venv/bin/python tools/benchmarks/heads_vs_builtin.py ocr [--seeds 0 1]
+    .venv/bin/python tools/benchmarks/heads_vs_builtin.py pointrend [--seeds 0 1]
+    .venv/bin/python tools/benchmarks/heads_vs_builtin.py dlde [--seeds 0 1]
+
+Each run is a separate ``tools/train.py`` process. For PointRend the final checkpoint is also tested
+with ``model.test_cfg.subdivision_steps=0``, the coarse FPN prediction of the same model, so that the
+boundary IoU (mBIoU) of the coarse and the refined output can be compared. The table is printed and
+written as JSON to ``work_dirs/benchmarks/<method>_vs_builtin.json``. Run it on an otherwise idle
+machine: times are wall clock.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SEG_METRICS = ('mIoU', 'mBIoU')
+DET_METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50')
+# method -> metrics, and per head: (config, --cfg-options)
+METHODS = {
+    'ocr': dict(metrics=SEG_METRICS, heads={
+        'mmext ObjectContextHead': ('configs/ocr_r50.py', ['model.decode_head.1.type=ObjectContextHead']),
+        'mmseg OCRHead': ('configs/ocr_r50.py', ['model.decode_head.1.type=OCRHead'])}),
+    'pointrend': dict(metrics=SEG_METRICS, coarse=True, heads={
+        'mmext PointRendHead': ('configs/pointrend_r50.py', ['model.decode_head.1.type=PointRendHead']),
+        'mmseg PointHead': ('configs/pointrend_r50.py', ['model.decode_head.1.type=PointHead'])}),
+    'dlde': dict(metrics=DET_METRICS, heads={
+        'mmext DLDEHead': ('configs/dlde_retinanet_r50.py', []),
+        'mmdet RetinaHead': ('configs/retinanet_r50.py', [])}),
+}
+
+
+def _run(cmd, log_path):
+    """Run a command with its output in log_path; return (seconds, rusage of the child)."""
+    start = time.perf_counter()
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f'{" ".join(map(str, cmd))} failed, see {log_path}')
+    return time.perf_counter() - start, usage
+
+
+def train(config, options, seed, work_dir, metrics):
+    """Run tools/train.py once.
+
+    Returns:
+        dict: the final validation's ``metrics``; wall ``minutes`` of the whole process (start-up,
+        dataset, training, validation); ``peak_rss_gb``, the process's peak resident memory;
+        ``fps``, images per second of the final validation (batch 1, data loading included).
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    seconds, usage = _run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+                           '--cfg-options', *options, f'randomness.seed={seed}'],
+                          work_dir / 'benchmark.log')
+    path = max(work_dir.glob('*/vis_data/scalars.json'))  # this run's timestamped folder
+    final = [r for r in map(json.loads, path.read_text().splitlines()) if metrics[0] in r][-1]
+    return dict({k: round(final[k] * (100 if k.startswith('coco/') else 1), 2) for k in metrics},
+                minutes=round(seconds / 60, 2), peak_rss_gb=round(usage.ru_maxrss / 2**20, 2),
+                fps=round(1 / final['time'], 1))
+
+
+def test_coarse(config, options, work_dir, metrics):
+    """tools/test.py on the final checkpoint without subdivision: the coarse FPN prediction."""
+    checkpoint = max(work_dir.glob('iter_*.pth'), key=lambda p: int(p.stem.split('_')[1]))
+    log = work_dir / 'coarse.log'
+    _run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work_dir / 'coarse',
+          '--cfg-options', *options, 'model.test_cfg.subdivision_steps=0'], log)
+    text = log.read_text()
+    return {f'coarse_{key}': float(re.findall(rf'\b{key}: ([\d.]+)', text)[-1]) for key in metrics}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('method', choices=sorted(METHODS))
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    args = parser.parse_args()
+    method = METHODS[args.method]
+    out = ROOT / 'work_dirs/benchmarks'
+    rows = []
+    for seed in args.seeds:
+        for name, (config, options) in method['heads'].items():
+            work_dir = out / args.method / f'{name.split()[1]}_seed{seed}'
+            row = dict(head=name, seed=seed, **train(config, options, seed, work_dir, method['metrics']))
+            if method.get('coarse'):
+                row.update(test_coarse(config, options, work_dir, method['metrics']))
+            rows.append(row)
+            print(f'{name:26s} seed {seed}: ' + '  '.join(f'{k} {v}' for k, v in row.items()
+                                                         if k not in ('head', 'seed')), flush=True)
+    key = method['metrics'][0]
+    for name in method['heads']:
+        values = [r[key] for r in rows if r['head'] == name]
+        print(f'{name:26s} mean {key} {sum(values) / len(values):6.2f} over seeds {args.seeds}: '
+              f'{", ".join(f"{v:.2f}" for v in values)}')
+    (out / f'{args.method}_vs_builtin.json').write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == '__main__':
+    main()
