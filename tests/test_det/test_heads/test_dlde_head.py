@@ -110,9 +110,9 @@ def _positive_embedding_sums(head, feats, samples):
     with torch.no_grad():
         embeddings, _ = head(feats)
         head.eval()  # get_targets without tracking
-        anchors, valid = head.get_anchors([e.shape[-2:] for e in embeddings], [IMG_META] * len(samples),
-                                          device='cpu')
-        labels = head.get_targets(anchors, valid, [s.gt_instances for s in samples], [IMG_META] * len(samples))[0]
+        metas = [IMG_META] * len(samples)
+        anchors, valid = head.get_anchors([e.shape[-2:] for e in embeddings], metas, device='cpu')
+        labels = head.get_targets(anchors, valid, [s.gt_instances for s in samples], metas)[0]
         head.train()
     return sum(class_embedding_sums(head._anchor_embeddings(e).flatten(0, 1), lab.flatten(), 4)
                for e, lab in zip(embeddings, labels))
