@@ -5,7 +5,8 @@ prediction, the points that each subdivision step re-predicts, and the refined p
         work_dirs/pointrend_r50/iter_1000.pth --index 0 --out work_dirs/pointrend_r50/points_0.png
 
 The points of step 1 are drawn in yellow and those of later steps in cyan, magenta, ...; each step
-runs on a map twice as fine as the one before, so late points sit on the contours. Inference is on
+runs on a map twice as fine as the one before, so late points sit on the contours. A step that
+re-predicts every pixel of its map is listed in the title but not drawn. Inference is on
 the whole (padded) image, whatever ``test_cfg.mode`` says.
 """
 import argparse
@@ -43,14 +44,17 @@ def colourize(label: np.ndarray, palette) -> np.ndarray:
 
 
 def draw_points(panel: np.ndarray, coords_per_step, zoom: int) -> np.ndarray:
-    """Mark (P, 2) [0, 1] point coords of each step on a zoomed (H, W, 3) RGB panel."""
+    """Mark (P, 2) [0, 1] point coords of each step on a zoomed (H, W, 3) RGB panel, one dot of
+    ``zoom // 2`` px per point; ``None`` entries (steps that refined every pixel) are skipped."""
     panel = panel.copy()
     height, width = panel.shape[:2]
+    size = max(1, zoom // 2)
     for step, coords in enumerate(coords_per_step):
+        if coords is None:
+            continue
         colour = STEP_COLOURS[step % len(STEP_COLOURS)]
-        xy = (coords.numpy() * [width, height]).astype(int)
-        for x, y in xy:
-            cv2.circle(panel, (int(x), int(y)), max(1, zoom // 3), colour, -1)
+        for x, y in (coords.numpy() * [width, height]).astype(int):
+            panel[y:y + size, x:x + size] = colour
     return panel
 
 
@@ -85,13 +89,19 @@ def render(model, data: dict, palette, zoom: int) -> np.ndarray:
 
     # Points are drawn on the whole (padded) coarse map, whose [0, 1] coords they are.
     coarse_rgb = zoomed(colourize(coarse_label.numpy(), palette))
-    points_rgb = draw_points(coarse_rgb, [c[0] for c in coords], zoom)
-    counts = '+'.join(str(c.shape[1]) for c in coords)
+    # A step that refines every pixel of its map (typical for step 1 on small images) says nothing
+    # about uncertainty: it is named in the title but not drawn.
+    scale = model.test_cfg['scale_factor']
+    map_sizes = [round(coarse.shape[2] * scale**k) * round(coarse.shape[3] * scale**k)
+                 for k in range(1, len(coords) + 1)]
+    adaptive = [c[0] if c.shape[1] < size else None for c, size in zip(coords, map_sizes)]
+    points_rgb = draw_points(coarse_rgb, adaptive, zoom)
+    counts = ', '.join(f'{c.shape[1]}' + (' (all)' if a is None else '') for c, a in zip(coords, adaptive))
     panels = [
         with_title(zoomed(image), 'image'),
         with_title(cropped(zoomed(colourize(sample.gt_sem_seg.data[0].numpy(), palette))), 'ground truth'),
         with_title(cropped(coarse_rgb), 'coarse (FPN)'),
-        with_title(cropped(points_rgb), f'points {counts}'),
+        with_title(cropped(points_rgb), f'points: {counts}'),
         with_title(cropped(zoomed(colourize(refined_label.numpy(), palette))), 'PointRend'),
     ]
     gap = np.full((panels[0].shape[0], 6, 3), 255, np.uint8)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.config import ConfigDict
+from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import mmext  # noqa: F401  (registers mmdet's and mmext's modules)
@@ -29,7 +30,8 @@ def _head(**kwargs):
                                      ratios=[0.5, 1.0, 2.0], strides=[8, 16]),
                loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
                loss_bbox=dict(type='L1Loss', loss_weight=1.0), train_cfg=TRAIN_CFG, test_cfg=TEST_CFG)
-    head = DLDEHead(**dict(cfg, **kwargs))
+    with DefaultScope.overwrite_default_scope('mmdet'):  # other tests may leave mmseg's scope
+        head = DLDEHead(**dict(cfg, **kwargs))
     head.init_weights()
     return head
 
