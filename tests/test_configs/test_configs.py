@@ -76,15 +76,6 @@ def test_point_rend_recipes_fix_mmseg_subdivision_typo():
 MMSEG_HEAD_TYPES = {'PointRendHead': 'PointHead', 'ObjectContextHead': 'OCRHead'}
 
 
-def _unscoped(value):
-    """A config value without the ``_scope_`` keys that ``mmseg::`` bases add."""
-    if isinstance(value, dict):
-        return {k: _unscoped(v) for k, v in value.items() if k != '_scope_'}
-    if isinstance(value, (list, tuple)):
-        return type(value)(map(_unscoped, value))
-    return value
-
-
 @pytest.mark.parametrize('config', [
     'point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py',
     'point_rend/pointrend_r101_4xb2-80k_cityscapes-512x1024.py',
@@ -93,12 +84,12 @@ def _unscoped(value):
     'ocrnet/ocrnet_r101-d8_4xb2-40k_cityscapes-512x1024.py',
     'ocrnet/ocrnet_hr18_4xb4-80k_ade20k-512x512.py',
 ])
-def test_full_recipe_mirrors_mmseg(config):
+def test_full_recipe_mirrors_mmseg(config, unscoped):
     # Everything that shapes training equals mmseg's recipe of the same name, except the head types
     # and mmseg's subdivision_num_points typo (8196 -> 8192).
     ours = Config.fromfile(ROOT / 'configs' / config)
     theirs = Config.fromfile(Path(mmseg.__file__).parent / '.mim/configs' / config)
-    model = _unscoped(ours.model.to_dict())
+    model = unscoped(ours.model.to_dict())
     for head in model['decode_head']:
         head['type'] = MMSEG_HEAD_TYPES.get(head['type'], head['type'])
     test_cfg = model['test_cfg']
@@ -106,6 +97,6 @@ def test_full_recipe_mirrors_mmseg(config):
         assert test_cfg['subdivision_num_points'] == 8192
         assert theirs.model.test_cfg.subdivision_num_points == 8196
         test_cfg['subdivision_num_points'] = 8196
-    assert model == _unscoped(theirs.model.to_dict())
+    assert model == unscoped(theirs.model.to_dict())
     for key in ('train_dataloader', 'val_dataloader', 'optim_wrapper', 'param_scheduler', 'train_cfg'):
-        assert _unscoped(ours[key]) == _unscoped(theirs[key]), key
+        assert unscoped(ours[key]) == unscoped(theirs[key]), key

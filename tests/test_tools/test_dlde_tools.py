@@ -87,3 +87,12 @@ def test_visualization_writes_the_matrix_and_histograms(trained):
     assert re.search(r'wrote .*dlde.png \((\d+) positive anchors\)', log)
     image = cv2.imread(str(out))
     assert image.shape == (320, 6 * 320, 3)  # 6 panels of 3.2 in at 100 dpi
+
+
+def test_num_classes_mismatch_is_refused(tmp_path):
+    cfg = Config.fromfile(TINY)
+    cfg.merge_from_dict({o.split('=')[0]: o.split('=', 1)[1] for o in _options(tmp_path / 'data')})
+    cfg.merge_from_dict({'model.bbox_head.num_classes': 7})
+    cfg.work_dir = str(tmp_path / 'work')
+    with pytest.raises(AssertionError, match='num_classes'):
+        Runner.from_cfg(cfg).train()

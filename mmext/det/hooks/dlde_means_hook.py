@@ -59,8 +59,11 @@ class DLDEMeansHook(Hook):
         rank, world_size = get_dist_info()
         shard = Subset(train_loader.dataset, range(rank, len(train_loader.dataset), world_size))
         loader = DataLoader(shard, batch_size=train_loader.batch_size, collate_fn=train_loader.collate_fn)
+        was_training = model.training
+        model.train()  # tracking runs in training mode only
         for data in loader:
             model(**model.data_preprocessor(data, True), mode='loss')  # tracking is the side effect
+        model.train(was_training)
         for head in heads:
             head.update_means_from_sums()
         print_log(f'DLDEMeansHook: initial class means from {len(loader)} batches', logger='current')
