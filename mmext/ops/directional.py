@@ -59,10 +59,11 @@ def modified_sigmoid_logit(cos_sim: torch.Tensor, weight: torch.Tensor, bias: to
     it also keeps the logit finite where a learned w < 0 would give p > 1.
 
     Returns:
-        (..., C) logits; shapes as :func:`modified_sigmoid_log_prob`.
+        (..., C) logits in the dtype of ``cos_sim``, computed in fp32 (in fp16/bf16 ``1 - eps``
+        rounds to 1 and the logit would be infinite); shapes as :func:`modified_sigmoid_log_prob`.
     """
-    prob = modified_sigmoid_log_prob(cos_sim, weight, bias).exp().clamp(eps, 1 - eps)
-    return torch.logit(prob)
+    log_prob = modified_sigmoid_log_prob(cos_sim.float(), weight.float(), bias.float())
+    return torch.logit(log_prob.exp().clamp(eps, 1 - eps)).to(cos_sim.dtype)
 
 
 def class_embedding_sums(embeddings: torch.Tensor, labels: torch.Tensor,
@@ -76,11 +77,12 @@ def class_embedding_sums(embeddings: torch.Tensor, labels: torch.Tensor,
         num_classes: C.
 
     Returns:
-        (C, E) sums; a row is zero for a class without anchors.
+        (C, E) fp32 sums (thousands of half-precision terms would lose precision); a row is zero
+        for a class without anchors.
     """
     positive = (labels >= 0) & (labels < num_classes)
-    sums = embeddings.new_zeros(num_classes, embeddings.shape[-1])
-    return sums.index_add_(0, labels[positive], embeddings[positive])
+    sums = embeddings.new_zeros(num_classes, embeddings.shape[-1], dtype=torch.float32)
+    return sums.index_add_(0, labels[positive], embeddings[positive].float())
 
 
 def ema_update_means(means: torch.Tensor, sums: torch.Tensor, lr: float) -> torch.Tensor:

@@ -96,3 +96,12 @@ def test_num_classes_mismatch_is_refused(tmp_path):
     cfg.work_dir = str(tmp_path / 'work')
     with pytest.raises(AssertionError, match='num_classes'):
         Runner.from_cfg(cfg).train()
+
+
+def test_epoch_updates_with_an_iteration_loop_are_refused(tmp_path):
+    cfg = Config.fromfile(TINY)
+    cfg.merge_from_dict({o.split('=')[0]: o.split('=', 1)[1] for o in _options(tmp_path / 'data')})
+    cfg.custom_hooks = [dict(type='DLDEMeansHook')]  # interval=None: after every epoch
+    cfg.work_dir = str(tmp_path / 'work')
+    with pytest.raises(ValueError, match='set interval'):
+        Runner.from_cfg(cfg).train()

@@ -7,7 +7,8 @@ from mmengine.dist import get_dist_info
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
-from torch.utils.data import DataLoader, Subset
+from mmengine.runner import IterBasedTrainLoop
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..heads.dlde_head import DLDEHead
 
@@ -45,6 +46,9 @@ class DLDEMeansHook(Hook):
 
     def before_train(self, runner) -> None:
         heads = self._manual_heads(runner)
+        if heads and self.interval is None and isinstance(runner.train_loop, IterBasedTrainLoop):
+            raise ValueError('DLDEMeansHook: an IterBasedTrainLoop calls after_train_epoch only at the '
+                             'end of training; set interval (iterations between mean updates).')
         for head in heads:
             head.means_hook_attached = True
         if heads and self.init_pass and runner.iter == 0:
@@ -57,8 +61,11 @@ class DLDEMeansHook(Hook):
         its own finite loader, leaving the training loop's sampler untouched."""
         model, train_loader = self._model(runner), runner.train_dataloader
         rank, world_size = get_dist_info()
-        shard = Subset(train_loader.dataset, range(rank, len(train_loader.dataset), world_size))
-        loader = DataLoader(shard, batch_size=train_loader.batch_size, collate_fn=train_loader.collate_fn)
+        # Equal shares (padded by repetition): every batch all-reduces, so ranks must agree on count.
+        sampler = DistributedSampler(train_loader.dataset, world_size, rank, shuffle=False)
+        batch_size = train_loader.batch_size or train_loader.batch_sampler.batch_size  # batch samplers
+        loader = DataLoader(train_loader.dataset, batch_size, sampler=sampler,
+                            collate_fn=train_loader.collate_fn)
         was_training = model.training
         model.train()  # tracking runs in training mode only
         for data in loader:

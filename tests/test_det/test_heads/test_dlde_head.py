@@ -206,3 +206,27 @@ def test_training_without_ground_truth_instances():
     head = _head().train()
     with pytest.raises(ValueError, match='gt_instances'):
         head.loss(_feats(), [DetDataSample(metainfo=IMG_META)])
+
+
+def test_score_channels_follow_retinanet_layout():
+    # Anchor a at (h, w) whose embedding equals class c's mean scores p = 1 (clamped) at channel
+    # a * C + c of that location; the other anchors point away from every mean.
+    head = _head().eval()
+    means = torch.eye(4, 6)
+    head.means.copy_(means)
+    embedding_map = torch.zeros(1, 3 * 6, 2, 3)
+    embedding_map[:, :, :, :] = -torch.ones(6).repeat(3).view(1, 18, 1, 1)  # cos < 0 to every mean
+    a, c, h, w = 2, 1, 1, 2
+    embedding_map[0, a * 6:(a + 1) * 6, h, w] = means[c]
+    scores = torch.sigmoid(head.embeddings_to_logits(embedding_map))
+    assert scores[0, a * 4 + c, h, w].item() == pytest.approx(1 - 1e-5)
+    others = scores.clone()
+    others[0, a * 4 + c, h, w] = 0
+    assert others.max() < 0.031
+
+
+def test_half_precision_cosines_give_finite_logits():
+    from mmext.ops.directional import modified_sigmoid_logit
+    s = torch.tensor([[1.0, 0.0, -1.0]], dtype=torch.bfloat16)
+    logits = modified_sigmoid_logit(s, torch.full((3,), 7.0), torch.full((3,), -0.5))
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
