@@ -1,0 +1,62 @@
+"""The Net2Vec loss (hybrid_learning's Net2VecLoss, after Fong & Vedaldi, CVPR 2018) as a pure
+tensor function.
+
+Shape shorthand: ``B`` batch, ``C`` concepts, ``H x W`` area.
+
+Per instance, with ``t = targets > target_thresh`` (strict) and outputs ``o`` in [0, 1]::
+
+    L = - sum_area [ b t o + (1 - b) (1 - t) (1 - o) ]
+
+minus the b-weighted soft true-positive area plus the (1 - b)-weighted soft true-negative area. The
+minus sign is the fix of HL2: hybrid_learning 1 returned the sum itself, a score, and minimising it
+trained the probe the wrong way. The gradient is -b where t = 1 and +(1 - b) where t = 0, whatever
+o is; the loss is not normalised by the area.
+"""
+from typing import Callable, Tuple, Union
+
+import torch
+
+Reduction = Union[str, Callable[[torch.Tensor], torch.Tensor]]
+
+
+def area_axes(ndim: int) -> Tuple[int, ...]:
+    """The axes summed per instance: the whole vector (1-D), the whole matrix (2-D), else the last
+    two (H, W), so (B, H, W) gives one value per sample and (B, C, H, W) one per sample and concept."""
+    if ndim < 1:
+        raise ValueError('net2vec_loss needs tensors with at least one dimension')
+    return (0,) if ndim == 1 else (1, 0) if ndim == 2 else (ndim - 1, ndim - 2)
+
+
+def net2vec_loss(outputs: torch.Tensor, targets: torch.Tensor, factor_pos_class: float = 0.5,
+                 reduction: Reduction = 'mean', target_thresh: float = 0.0) -> torch.Tensor:
+    """Net2Vec loss of concept outputs against (soft) target masks.
+
+    Args:
+        outputs: (..., H, W) outputs o in [0, 1] (probabilities, not logits: the loss is linear in o
+            and unbounded below outside [0, 1]).
+        targets: same number of dims as ``outputs``; binarized as ``targets > target_thresh``.
+        factor_pos_class: b in [0, 1], the weight of the true-positive term.
+        reduction: 'mean' or 'sum' over all per-instance values, 'none', or a callable on them.
+        target_thresh: targets strictly above it are positive.
+
+    Returns:
+        The reduced loss; with 'none', the per-instance losses (the input shape without the area
+        axes, see :func:`area_axes`).
+    """
+    if not 0 <= factor_pos_class <= 1:
+        raise ValueError(f'factor_pos_class must lie in [0, 1], got {factor_pos_class}')
+    if outputs.dim() != targets.dim():
+        raise ValueError(f'outputs and targets need the same number of dims, got {outputs.dim()} and '
+                         f'{targets.dim()}')
+    t = (targets > target_thresh).to(outputs.dtype)
+    b = factor_pos_class
+    per_instance = -(b * t * outputs + (1 - b) * (1 - t) * (1 - outputs)).sum(dim=area_axes(outputs.dim()))
+    if callable(reduction):
+        return reduction(per_instance)
+    if reduction == 'mean':
+        return per_instance.mean()
+    if reduction == 'sum':
+        return per_instance.sum()
+    if reduction == 'none':
+        return per_instance
+    raise ValueError(f"reduction must be 'mean', 'sum', 'none' or a callable, got {reduction!r}")
