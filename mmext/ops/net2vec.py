@@ -12,7 +12,7 @@ minus sign is the fix of HL2: hybrid_learning 1 returned the sum itself, a score
 trained the probe the wrong way. The gradient is -b where t = 1 and +(1 - b) where t = 0, whatever
 o is; the loss is not normalised by the area.
 """
-from typing import Callable, Tuple, Union
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 
@@ -27,30 +27,37 @@ def area_axes(ndim: int) -> Tuple[int, ...]:
     return (0,) if ndim == 1 else (1, 0) if ndim == 2 else (ndim - 1, ndim - 2)
 
 
-def net2vec_loss(outputs: torch.Tensor, targets: torch.Tensor, factor_pos_class: float = 0.5,
-                 reduction: Reduction = 'mean', target_thresh: float = 0.0) -> torch.Tensor:
+def net2vec_loss(outputs: torch.Tensor, targets: torch.Tensor,
+                 factor_pos_class: Union[float, torch.Tensor] = 0.5, reduction: Reduction = 'mean',
+                 target_thresh: float = 0.0, weight: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Net2Vec loss of concept outputs against (soft) target masks.
 
     Args:
         outputs: (..., H, W) outputs o in [0, 1] (probabilities, not logits: the loss is linear in o
             and unbounded below outside [0, 1]).
         targets: same number of dims as ``outputs``; binarized as ``targets > target_thresh``.
-        factor_pos_class: b in [0, 1], the weight of the true-positive term.
+        factor_pos_class: b in [0, 1], the weight of the true-positive term; a tensor broadcastable
+            to ``outputs`` gives per-element (e.g. per-concept) weights.
         reduction: 'mean' or 'sum' over all per-instance values, 'none', or a callable on them.
         target_thresh: targets strictly above it are positive.
+        weight: optional per-element weights broadcastable to ``outputs`` (0 leaves an element, e.g.
+            an ignored pixel, out of both terms).
 
     Returns:
         The reduced loss; with 'none', the per-instance losses (the input shape without the area
         axes, see :func:`area_axes`).
     """
-    if not 0 <= factor_pos_class <= 1:
+    b = torch.as_tensor(factor_pos_class, dtype=outputs.dtype, device=outputs.device)
+    if ((b < 0) | (b > 1)).any():
         raise ValueError(f'factor_pos_class must lie in [0, 1], got {factor_pos_class}')
     if outputs.dim() != targets.dim():
         raise ValueError(f'outputs and targets need the same number of dims, got {outputs.dim()} and '
                          f'{targets.dim()}')
     t = (targets > target_thresh).to(outputs.dtype)
-    b = factor_pos_class
-    per_instance = -(b * t * outputs + (1 - b) * (1 - t) * (1 - outputs)).sum(dim=area_axes(outputs.dim()))
+    terms = b * t * outputs + (1 - b) * (1 - t) * (1 - outputs)
+    if weight is not None:
+        terms = terms * weight
+    per_instance = -terms.sum(dim=area_axes(outputs.dim()))
     if callable(reduction):
         return reduction(per_instance)
     if reduction == 'mean':

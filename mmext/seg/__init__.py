@@ -1,2 +1,2 @@
 """mmsegmentation plugins (registered into ``mmseg.registry``)."""
-from . import datasets, evaluation, heads, hooks  # noqa: F401
+from . import datasets, evaluation, heads, hooks, losses  # noqa: F401

@@ -62,3 +62,11 @@ def test_gradient_is_minus_b_on_positives_and_one_minus_b_on_negatives():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         net2vec_loss(torch.rand(2, 3, 3), torch.rand(2, 3, 3), **kwargs)
+
+
+def test_weights_and_per_class_factors():
+    o, t = torch.full((1, 2, 1, 2), 0.5), torch.tensor([[[[1.0, 0.0]], [[1.0, 0.0]]]])
+    b = torch.tensor([0.2, 0.6]).view(1, 2, 1, 1)
+    per = net2vec_loss(o, t, b, reduction='none', weight=torch.tensor([1.0, 0.0]))
+    # Only the first pixel (positive) counts: -b * 0.5 per class.
+    torch.testing.assert_close(per, torch.tensor([[-0.1, -0.3]]))

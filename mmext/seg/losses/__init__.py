@@ -1,0 +1,4 @@
+"""mmsegmentation losses."""
+from .net2vec_loss import Net2VecLoss
+
+__all__ = ['Net2VecLoss']
