@@ -58,6 +58,14 @@ def _kernel_size(proto: Optional[torch.Tensor], kernel_size) -> Tuple[int, int]:
     return size
 
 
+def _prepare(masks, proto_shape, kernel_size):
+    """Validate the arguments of the public functions: (float masks, proto or None, (kh, kw))."""
+    proto = _proto(proto_shape, kernel_size, masks.device if isinstance(masks, torch.Tensor) else None)
+    size = _kernel_size(proto, kernel_size)
+    _check_masks(masks, size)
+    return masks.float(), proto, size
+
+
 def same_padding(kernel_size: int) -> Tuple[int, int]:
     """(front, back) zero padding that keeps the size at stride 1: ``((k - 1) // 2, k // 2)``."""
     return (kernel_size - 1) // 2, kernel_size // 2
@@ -108,10 +116,7 @@ def intersect_encode(masks: torch.Tensor, proto_shape: Optional[ProtoShape] = No
     Returns:
         (B, 1, H, W) intersections.
     """
-    proto = _proto(proto_shape, kernel_size, masks.device if isinstance(masks, torch.Tensor) else None)
-    size = _kernel_size(proto, kernel_size)
-    _check_masks(masks, size)
-    masks = masks.float()
+    masks, proto, size = _prepare(masks, proto_shape, kernel_size)
     inter = _intersect(masks, proto, size)
     if normalize_by == 'proto_shape':
         return inter / (proto.sum() if proto is not None else size[0] * size[1])
@@ -137,10 +142,7 @@ def iou_encode(masks: torch.Tensor, proto_shape: Optional[ProtoShape] = None, ke
     Returns:
         (B, 1, H, W) IoU values.
     """
-    proto = _proto(proto_shape, kernel_size, masks.device if isinstance(masks, torch.Tensor) else None)
-    size = _kernel_size(proto, kernel_size)
-    _check_masks(masks, size)
-    masks = masks.float()
+    masks, proto, size = _prepare(masks, proto_shape, kernel_size)
     inter = _intersect(masks, proto, size)
     proto_area = proto.sum() if proto is not None else size[0] * size[1]
     union_plus_smooth = (masks.sum(dim=(2, 3), keepdim=True) + proto_area + smooth) - inter
@@ -159,10 +161,7 @@ def intersect_decode(masks: torch.Tensor, proto_shape: Optional[ProtoShape] = No
     Returns:
         (B, 1, H, W) decoded soft masks; a 1 x 1 proto is the identity.
     """
-    proto = _proto(proto_shape, kernel_size, masks.device if isinstance(masks, torch.Tensor) else None)
-    size = _kernel_size(proto, kernel_size)
-    _check_masks(masks, size)
-    masks = masks.float()
+    masks, proto, size = _prepare(masks, proto_shape, kernel_size)
     pads = [same_padding(k) for k in size]
     if proto is None:  # the window of (i, j) is the encoder's mirrored: back padding in front
         return box_sums(masks, size, (pads[0][1], pads[1][1])).div_(size[0] * size[1])
