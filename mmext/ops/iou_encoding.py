@@ -58,6 +58,14 @@ def _kernel_size(proto: Optional[torch.Tensor], kernel_size) -> Tuple[int, int]:
     return size
 
 
+def proto_size(proto_shape: Optional[ProtoShape] = None, kernel_size=None) -> Tuple[int, int]:
+    """(kh, kw) of the proto given by ``proto_shape`` or ``kernel_size``; ValueError if they are bad.
+
+    Lets wrappers (transforms, heads) reject a bad proto when they are built.
+    """
+    return _kernel_size(_proto(proto_shape, kernel_size, None), kernel_size)
+
+
 def _prepare(masks, proto_shape, kernel_size):
     """Validate the arguments of the public functions: (float masks, proto or None, (kh, kw))."""
     proto = _proto(proto_shape, kernel_size, masks.device if isinstance(masks, torch.Tensor) else None)

@@ -67,3 +67,24 @@ def net2vec_loss(outputs: torch.Tensor, targets: torch.Tensor,
     if reduction == 'none':
         return per_instance
     raise ValueError(f"reduction must be 'mean', 'sum', 'none' or a callable, got {reduction!r}")
+
+
+def concept_masks(labels: torch.Tensor, num_channels: int,
+                  ignore_index: int = 255) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel binary concept masks of a label map, in mmseg's channel conventions.
+
+    Args:
+        labels: (N, H, W) integer label ids.
+        num_channels: C, the channels of the logits: C > 1 gives one mask per class id 0..C-1, and
+            C = 1 (mmseg's binary heads, ``out_channels=1``) gives the mask of label 1.
+        ignore_index: label of pixels that belong to no mask.
+
+    Returns:
+        ``(masks, labelled)``: (N, C, H, W) bool masks (False where ignored) and (N, 1, H, W) bool,
+        True where the label is not ``ignore_index``.
+    """
+    labelled = (labels != ignore_index).unsqueeze(1)
+    if num_channels == 1:
+        return (labels == 1).unsqueeze(1) & labelled, labelled
+    ids = torch.arange(num_channels, device=labels.device).view(1, -1, 1, 1)
+    return (labels.unsqueeze(1) == ids) & labelled, labelled

@@ -4,9 +4,10 @@ loading and runner building. The host library (mmseg or mmdet) is read from the 
 import argparse
 import os
 import os.path as osp
+from typing import Optional
 
 from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
+from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
 HOSTS = ('mmseg', 'mmdet')
@@ -40,6 +41,16 @@ def load_config(args: argparse.Namespace) -> Config:
     if host not in HOSTS:
         raise ValueError(f'{args.config}: default_scope={host!r}; mmext tools run configs whose '
                          f"default_scope is one of {HOSTS} (set it as mmseg's and mmdet's configs do)")
+    return cfg
+
+
+def load_analysis_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Read a config for an analysis tool (no runner): apply ``--cfg-options`` and make its
+    ``default_scope`` the current registry scope, so that its type names resolve."""
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
     return cfg
 
 

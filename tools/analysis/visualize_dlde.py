@@ -14,12 +14,12 @@ import matplotlib
 import numpy as np
 import torch
 from mmdet.registry import DATASETS, MODELS
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
 from mmext.det.heads import DLDEHead
+from mmext.utils import load_analysis_config
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -89,10 +89,7 @@ def draw(means: torch.Tensor, sims: torch.Tensor, labels: torch.Tensor, classes,
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    cfg = load_analysis_config(args.config, args.cfg_options)
     model = MODELS.build(cfg.model)  # with train_cfg: the assigner labels the positive anchors
     load_checkpoint(model, args.checkpoint, map_location='cpu')
     model.eval()

@@ -14,13 +14,13 @@ import argparse
 import cv2
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS
 
 from mmext.seg.heads import PointRendHead
+from mmext.utils import load_analysis_config
 
 STEP_COLOURS = [(255, 255, 0), (0, 255, 255), (255, 0, 255), (255, 128, 0)]  # RGB
 
@@ -110,10 +110,7 @@ def render(model, data: dict, palette, zoom: int) -> np.ndarray:
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    cfg = load_analysis_config(args.config, args.cfg_options)
     model = init_model(cfg, args.checkpoint, device='cpu')
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
     if not 0 <= args.index < len(dataset):

@@ -5,6 +5,11 @@ memory.
     .venv/bin/python tools/benchmarks/heads_vs_builtin.py ocr [--seeds 0 1]
     .venv/bin/python tools/benchmarks/heads_vs_builtin.py pointrend [--seeds 0 1]
     .venv/bin/python tools/benchmarks/heads_vs_builtin.py dlde [--seeds 0 1]
+    .venv/bin/python tools/benchmarks/heads_vs_builtin.py net2vec [--seeds 0 1] [--cfg-options ...]
+
+``net2vec`` compares the IoU-encoded Net2Vec probe with the plain BCE probe on raw masks (there is no
+built-in concept probe); both read the backbone of ``work_dirs/ocr_r50/iter_640.pth`` unless
+``--cfg-options model.backbone.init_cfg.checkpoint=PATH`` says otherwise.
 
 Each run is a separate ``tools/train.py`` process. For PointRend the final checkpoint is also tested
 with ``model.test_cfg.subdivision_steps=0``, the coarse FPN prediction of the same model, so that the
@@ -35,6 +40,9 @@ METHODS = {
     'dlde': dict(metrics=DET_METRICS, heads={
         'mmext DLDEHead': ('configs/dlde_retinanet_r50.py', []),
         'mmdet RetinaHead': ('configs/retinanet_r50.py', [])}),
+    'net2vec': dict(metrics=('IoU.ring', 'mIoU'), heads={
+        'mmext Net2VecHead (IoU-encoded)': ('configs/net2vec_r50.py', []),
+        'mmext Net2VecHead (raw BCE)': ('configs/net2vec_r50_bce.py', [])}),
 }
 
 
@@ -82,13 +90,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('method', choices=sorted(METHODS))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
+    parser.add_argument('--cfg-options', nargs='+', default=[], help='added to every run')
     args = parser.parse_args()
     method = METHODS[args.method]
     out = ROOT / 'work_dirs/benchmarks'
     rows = []
     for seed in args.seeds:
         for name, (config, options) in method['heads'].items():
-            work_dir = out / args.method / f'{name.split()[1]}_seed{seed}'
+            options = [*options, *args.cfg_options]
+            work_dir = out / args.method / f'{"_".join(re.findall(r"[A-Za-z0-9]+", name)[1:])}_seed{seed}'
             row = dict(head=name, seed=seed, **train(config, options, seed, work_dir, method['metrics']))
             if method.get('coarse'):
                 row.update(test_coarse(config, options, work_dir, method['metrics']))

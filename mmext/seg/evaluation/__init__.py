@@ -1,4 +1,4 @@
 """mmsegmentation evaluation metrics."""
-from .metrics import BoundaryIoUMetric
+from .metrics import BoundaryIoUMetric, SetIoUMetric
 
-__all__ = ['BoundaryIoUMetric']
+__all__ = ['BoundaryIoUMetric', 'SetIoUMetric']

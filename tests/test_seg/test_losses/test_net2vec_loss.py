@@ -56,3 +56,45 @@ def test_as_loss_decode_of_a_decode_head():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Net2VecLoss(**kwargs)
+
+
+def test_binary_head_label_maps_probe_label_one():
+    # mmseg's binary convention (out_channels=1): the channel is class 1, not class 0.
+    labels = torch.tensor([[[1, 0], [0, 255]]])
+    logits = torch.full((1, 1, 2, 2), 30.0)  # o = 1 everywhere
+    # b = 1 - 1/3; labelled pixels: one positive (b * 1), two negatives ((1 - b) * (1 - 1) = 0).
+    loss = Net2VecLoss(normalize_area=False)(logits, labels)
+    assert loss.item() == pytest.approx(-2 / 3, abs=1e-6)
+
+
+def test_concept_masks_as_float_targets_with_weights_and_threshold():
+    # Soft targets > target_thresh (0.5) are positive; weight 0 leaves an element out.
+    targets = torch.tensor([[[[0.9, 0.5], [0.1, 0.7]], [[0.0, 0.6], [1.0, 0.2]]]])  # (1, 2, 2, 2)
+    weight = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]], [[1.0, 1.0], [1.0, 1.0]]]])
+    logits = torch.zeros(1, 2, 2, 2)  # o = 0.5
+    loss = Net2VecLoss(factor_pos_class=0.25, normalize_area=False)(logits, targets, weight=weight)
+    # Channel 0: positives {0.9}, negatives {0.5, 0.1}; channel 1: positives {0.6, 1.0}, negatives {0, 0.2}.
+    per_channel = [-(0.25 * 0.5 + 0.75 * 2 * 0.5), -(0.25 * 2 * 0.5 + 0.75 * 2 * 0.5)]
+    assert loss.item() == pytest.approx(sum(per_channel) / 2)
+    # One concept: (N, H, W) float targets pair with (N, 1, H, W) logits, like mmseg's binary losses.
+    one = Net2VecLoss(factor_pos_class=0.25, normalize_area=False)(logits[:, :1], targets[:, 0],
+                                                                    weight=weight[:, 0])
+    assert one.item() == pytest.approx(per_channel[0])
+
+
+def test_float_targets_of_the_wrong_shape():
+    with pytest.raises(ValueError, match='do not match the logits'):
+        Net2VecLoss()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 4, 4))
+
+
+def test_auto_weighting_counts_every_batch_seen_in_training():
+    # Batch 1 has one pixel of each class; batch 2 only class 0. Counted over both (training), class 1
+    # is 1 of 4 labelled pixels: b = (0.25, 0.75), and o = 0.5 gives -(0.25 * 2 * 0.5) per channel.
+    # Over batch 2 alone (eval mode), b = (0, 1): every term is weighted 0, and class 1's false
+    # positives would cost nothing.
+    loss = Net2VecLoss(normalize_area=False)
+    loss(torch.zeros(1, 2, 1, 2), torch.tensor([[[0, 1]]]))
+    second = torch.tensor([[[0, 0]]])
+    assert loss(torch.zeros(1, 2, 1, 2), second).item() == pytest.approx(-0.25)
+    assert loss.seen_labelled.tolist() == [4, 4] and 'seen_labelled' not in loss.state_dict()
+    assert loss.eval()(torch.zeros(1, 2, 1, 2), second).item() == 0.0
