@@ -14,5 +14,6 @@ from .runner import install_safe_checkpoint_loading
 install_safe_checkpoint_loading()
 
 from . import det, seg  # noqa: E402,F401  (registers the plugins)
+from . import engine  # noqa: E402,F401  (atomic checkpoint saving)
 
 __version__ = '0.1.0'

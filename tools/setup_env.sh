@@ -31,7 +31,8 @@ want=$(cat "$ROOT/tools/setup_env.sh" "$ROOT/setup.py" "$ROOT/requirements"/*.tx
 verify() {
   "$VENV/bin/python" - <<'PY'
 import importlib, sys
-for name in ('torch', 'mmcv.ops', 'mmengine', 'mmseg.models', 'mmdet.models', 'cv2', 'mmext', 'pytest'):
+for name in ('torch', 'mmcv.ops', 'mmengine', 'mmseg.models', 'mmdet.models', 'cv2', 'mmext', 'pytest',
+             'hypothesis'):
     try:
         importlib.import_module(name)
     except Exception as exc:  # report the first broken import with its reason

@@ -4,6 +4,7 @@ import argparse
 from mmengine.config import ConfigDict
 
 import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickler)
+from mmext.engine import setup_distributed
 from mmext.utils import add_common_args, build_runner, load_config
 
 
@@ -58,6 +59,7 @@ def main():
     if args.out is not None and host == 'mmdet' and not args.out.endswith(('.pkl', '.pickle')):
         raise ValueError(f'--out must be a .pkl file for detection configs, got {args.out}')
 
+    setup_distributed(cfg)  # gloo and CPU DDP when CUDA is unavailable
     runner = build_runner(cfg)
     if args.out is not None and host == 'mmdet':
         from mmdet.evaluation import DumpDetResults

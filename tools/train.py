@@ -5,6 +5,7 @@ import logging
 from mmengine.logging import print_log
 
 import mmext  # noqa: F401  (safe checkpoint loading for --resume / load_from, even without custom_imports)
+from mmext.engine import setup_distributed
 from mmext.utils import add_common_args, build_runner, load_config
 
 
@@ -40,6 +41,7 @@ def main():
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
 
+    setup_distributed(cfg)  # gloo and CPU DDP when CUDA is unavailable
     build_runner(cfg).train()
 
 

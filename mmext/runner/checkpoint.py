@@ -7,6 +7,7 @@ allow-lists exactly the globals that mmengine, mmseg and mmdet checkpoints conta
 mmengine's checkpoint loaders runs: ``torch.load`` called anywhere else keeps torch's defaults, and a
 pickle that names any other global is still refused.
 """
+import _compat_pickle
 import functools
 import os.path as osp
 import pickle
@@ -128,7 +129,21 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
             f'{advice}\ntorch said: {reason}')
 
 
+def _python3_name(name: str) -> str:
+    """The Python 3 name of a global that pickle protocol <= 2 writes under its Python 2 name (e.g.
+    ``commands.Popen`` for ``subprocess.Popen``), as the unpickler resolves it."""
+    module, _, attr = name.rpartition('.')
+    if (module, attr) in _compat_pickle.NAME_MAPPING:
+        return '.'.join(_compat_pickle.NAME_MAPPING[(module, attr)])
+    return f'{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{attr}' if module else name
+
+
 def _refused_globals(filename, message):
+    """What torch refused in a checkpoint, as Python 3 names; see :func:`_refused_globals_as_written`."""
+    return [_python3_name(name) for name in _refused_globals_as_written(filename, message)]
+
+
+def _refused_globals_as_written(filename, message):
     """Names what torch refused in a checkpoint.
 
     torch stops at the first refusal; for a local file a static scan of its pickle (which runs nothing)

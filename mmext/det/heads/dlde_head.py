@@ -46,6 +46,9 @@ class DLDEHead(RetinaHead):
       without embeddings keep theirs, never NaN) and then clears the sums, so a mean reflects the
       last interval (torchsight never clears them).
 
+    Ground truth of zero width or height is dropped before assignment (see :meth:`_usable_gt`);
+    boxes with NaN/Inf or x2 < x1, and labels outside [0, num_classes), raise a ``ValueError``.
+
     ``forward`` returns the per-level embedding maps in the place of RetinaHead's class scores;
     :meth:`embeddings_to_logits` turns them into scores with the current means.
 
@@ -94,6 +97,10 @@ class DLDEHead(RetinaHead):
 
     def forward_single(self, x: torch.Tensor):
         """(B, in_channels, H, W) -> (B, A*E, H, W) anchor embeddings and (B, A*4, H, W) deltas."""
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f'DLDEHead: bbox_head.in_channels={self.in_channels}, but the neck gives '
+                             f'{x.shape[1]}-channel features; set in_channels={x.shape[1]} (the neck\'s '
+                             'out_channels).')
         cls_feat, reg_feat = x, x
         for cls_conv in self.cls_convs:
             cls_feat = cls_conv(cls_feat)
@@ -145,9 +152,34 @@ class DLDEHead(RetinaHead):
             warnings.warn("DLDEHead: means_update='manual' but no DLDEMeansHook is configured, so the "
                           "class means stay zero; add custom_hooks=[dict(type='DLDEMeansHook')].")
             self._warned_no_hook = True
+        batch_gt_instances = [self._usable_gt(gt) for gt in batch_gt_instances]
         with self._tracking(cls_scores):
             return super().loss_by_feat(cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
                                         batch_gt_instances_ignore)
+
+    def _usable_gt(self, gt_instances):
+        """Refuse malformed ground truth and drop the boxes of zero width or height.
+
+        mmdet's MaxIoUAssigner (``min_pos_iou=0``) would make every anchor a positive of a zero-area
+        box (all of them have IoU 0 with it): an infinite box target (log 0) and a class mean pulled
+        towards all anchors. Such boxes arise from crops; they carry no object, as in mmdet's
+        ``FilterAnnotations``.
+        """
+        labels = gt_instances.labels
+        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
+            raise ValueError(
+                f'DLDEHead: the ground-truth labels span {int(labels.min())}..{int(labels.max())}, but '
+                f'num_classes={self.num_classes} allows 0..{self.num_classes - 1}; set '
+                'bbox_head.num_classes to the number of classes of the dataset.')
+        boxes = getattr(gt_instances.bboxes, 'tensor', gt_instances.bboxes)
+        if not torch.isfinite(boxes).all():
+            raise ValueError('DLDEHead: NaN or Inf in the ground-truth boxes; check the annotations.')
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        if (width < 0).any() or (height < 0).any():
+            raise ValueError('DLDEHead: a ground-truth box has x2 < x1 or y2 < y1; boxes must be '
+                             '(x1, y1, x2, y2), not (x, y, w, h).')
+        keep = (width > 0) & (height > 0)
+        return gt_instances if bool(keep.all()) else gt_instances[keep]
 
     def get_targets(self, *args, **kwargs):
         """mmdet's targets; in training, also the mean update from the positive anchors."""

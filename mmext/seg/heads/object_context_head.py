@@ -7,6 +7,7 @@ from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.cascade_decode_head import BaseCascadeDecodeHead
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmext.ops import object_context, spatial_gather
 from .validation import check_coarse_logits, check_feature_channels
@@ -114,8 +115,25 @@ class ObjectContextHead(BaseCascadeDecodeHead):
         if prev_output.shape[2:] != feats.shape[2:]:
             prev_output = resize(prev_output, size=feats.shape[2:], mode='bilinear',
                                  align_corners=self.align_corners)
+        self._check_sizes(feats, prev_output)
         region_feats = self.spatial_gather_module(feats, prev_output)
         return self.cls_seg(self.object_context_block(feats, region_feats))
+
+    def _check_sizes(self, feats: torch.Tensor, region_logits: torch.Tensor) -> None:
+        """Raise, naming the config, where the features are too small for this head's settings."""
+        if self.scale > 1 and min(feats.shape[2:]) < self.scale:
+            raise ValueError(
+                f'ObjectContextHead: scale={self.scale} max-pools the pixel queries by {self.scale}, but the '
+                f'features are only {tuple(feats.shape[2:])}; use scale=1 or larger images.')
+        num_regions = region_logits.shape[0] * region_logits.shape[1]
+        if self.training and num_regions == 1 and any(
+                isinstance(m, _BatchNorm) and not isinstance(m, nn.SyncBatchNorm)
+                for m in self.object_context_block.key_project.modules()):
+            raise ValueError(
+                'ObjectContextHead: in training, the BatchNorm of the key and value projections '
+                'normalizes over all region features of the batch, and there is only one (batch size 1, '
+                'and a first stage with one output channel, e.g. out_channels=1); train with batch size '
+                ">= 2 or use a norm_cfg without batch statistics, e.g. dict(type='GN', ...).")
 
     def loss(self, inputs, prev_output, batch_data_samples=None, train_cfg=None) -> dict:
         """``BaseCascadeDecodeHead.loss``. The defaults let a plain ``EncoderDecoder``, which passes

@@ -166,9 +166,13 @@ class PointRendHead(BaseCascadeDecodeHead):
         if not (isinstance(steps, int) and steps >= 0 and isinstance(num_points, int) and num_points >= 1):
             raise ValueError('PointRendHead: model.test_cfg needs an int subdivision_steps >= 0 and an int '
                              f'subdivision_num_points >= 1, got {steps} and {num_points}')
+        scale_factor = test_cfg['scale_factor']
+        factors = scale_factor if isinstance(scale_factor, (tuple, list)) else [scale_factor]
+        if not all(isinstance(f, (int, float)) and f > 0 for f in factors):
+            raise ValueError(f'PointRendHead: model.test_cfg.scale_factor must be > 0, got {scale_factor}')
         refined, all_coords = prev_output, []
         for _ in range(steps):
-            refined = resize(refined, scale_factor=test_cfg['scale_factor'], mode='bilinear',
+            refined = resize(refined, scale_factor=scale_factor, mode='bilinear',
                              align_corners=self.align_corners)
             indices, coords = uncertain_point_indices_on_grid(refined, num_points, self.align_corners)
             refined = scatter_point_logits(
