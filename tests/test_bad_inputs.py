@@ -137,6 +137,9 @@ def _runner(config, data_root, work_dir, options=None, runtime=None):
     cfg = Config.fromfile(ROOT / 'tests/configs' / f'{config}.py')
     for split in ('train', 'val', 'test'):
         cfg[f'{split}_dataloader'].dataset.data_root = str(data_root)
+    for split in ('val', 'test'):  # COCO-style evaluators read their own annotation file
+        if 'ann_file' in cfg[f'{split}_evaluator']:
+            cfg[f'{split}_evaluator'].ann_file = f'{data_root}/annotations/instances_val.json'
     if runtime is not None:
         cfg.custom_hooks = Config.fromfile(ROOT / 'configs/_base_' / f'{runtime}.py').custom_hooks
     cfg.merge_from_dict(dict(options or {}, work_dir=str(work_dir),

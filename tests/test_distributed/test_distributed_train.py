@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickler)
@@ -43,9 +44,14 @@ def _env(**extra):
     return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS='1', **extra)
 
 
-def _options(data_root, *extra):
+def _options(config, data_root, *extra):
+    """--cfg-options that point every data path of ``config`` at ``data_root``: the datasets and, for
+    COCO-style detection configs, the evaluators' annotation files."""
     data = [f'{split}_dataloader.dataset.data_root={data_root}' for split in ('train', 'val', 'test')]
-    return ['--cfg-options', *data, *extra]
+    evaluators = [f'{split}_evaluator.ann_file={data_root}/annotations/instances_val.json'
+                  for split in ('val', 'test')
+                  if 'ann_file' in Config.fromfile(config, import_custom_modules=False)[f'{split}_evaluator']]
+    return ['--cfg-options', *data, *evaluators, *extra]
 
 
 def _checked(proc):
@@ -61,14 +67,14 @@ def _train(config, work_dir, data_root, nproc=None, *extra):
                    f'--nproc_per_node={nproc}', *tool, '--launcher', 'pytorch']
     else:
         command = [sys.executable, *tool]
-    return _checked(subprocess.run([*command, *_options(data_root, *extra)], cwd=ROOT, env=_env(),
+    return _checked(subprocess.run([*command, *_options(config, data_root, *extra)], cwd=ROOT, env=_env(),
                                    capture_output=True, text=True, timeout=300))
 
 
 def _dist_train_sh(config, work_dir, data_root, nproc):
     """tools/dist_train.sh with ``nproc`` processes on a free port; returns its log."""
     command = ['bash', str(ROOT / 'tools/dist_train.sh'), str(config), str(nproc),
-               '--work-dir', str(work_dir), *_options(data_root)]
+               '--work-dir', str(work_dir), *_options(config, data_root)]
     return _checked(subprocess.run(command, cwd=ROOT, env=_env(PORT=str(_free_port()), PYTHON=sys.executable),
                                    capture_output=True, text=True, timeout=300))
 
@@ -148,7 +154,8 @@ def test_two_processes_end_with_the_weights_of_one_process(ocr):
 def test_distributed_test_tool_evaluates_like_one_process(ocr):
     # The 1-process run's checkpoint, tested by 2 Slurm-launched processes of tools/test.py.
     command = [sys.executable, str(TEST), str(ocr['config']), str(ocr['one'] / 'iter_4.pth'),
-               '--work-dir', str(ocr['one'] / 'test'), '--launcher', 'slurm', *_options(ocr['data_root'])]
+               '--work-dir', str(ocr['one'] / 'test'), '--launcher', 'slurm',
+               *_options(ocr['config'], ocr['data_root'])]
     rank0_log, _ = _srun(2, command)  # ranks other than 0 log warnings and errors only
     assert 'Iter(test) [2/2]' in rank0_log  # rank 0 predicted 2 of the 4 images, yet the metric is
     (val,) = [r for r in _scalars(ocr['one']) if 'mIoU' in r]  # that of all 4 (1-process validation)
