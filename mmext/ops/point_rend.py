@@ -156,22 +156,27 @@ def uncertain_point_indices_on_grid(
     return indices, grid_indices_to_coords(indices, height, width, align_corners)
 
 
-def scatter_point_logits(logits: torch.Tensor, indices: torch.Tensor,
-                         point_logits: torch.Tensor) -> torch.Tensor:
+def scatter_point_logits(logits: torch.Tensor, indices: torch.Tensor, point_logits: torch.Tensor,
+                         inplace: bool = False) -> torch.Tensor:
     """Write point predictions into a logit map; every other pixel keeps its value.
 
     Args:
         logits: (B, K, H, W) map.
         indices: (B, P) flat pixel indices.
         point_logits: (B, K, P) logits of those pixels.
+        inplace: write into ``logits`` (contiguous) instead of a copy: for a map the caller has just
+            made, such as a subdivision step's upsampled logits, it saves copying the whole map
+            (160 MB for 19 classes at 1024 x 2048).
 
     Returns:
-        (B, K, H, W) new map (``logits`` is not modified).
+        (B, K, H, W) map: ``logits`` itself if ``inplace``, else a new one.
     """
     batch_size, num_classes, height, width = logits.shape
-    flat = logits.reshape(batch_size, num_classes, height * width).scatter(
-        2, indices.unsqueeze(1).expand(-1, num_classes, -1), point_logits)
-    return flat.view(batch_size, num_classes, height, width)
+    flat = logits.view(batch_size, num_classes, height * width) if inplace else \
+        logits.reshape(batch_size, num_classes, height * width)
+    scatter = flat.scatter_ if inplace else flat.scatter
+    out = scatter(2, indices.unsqueeze(1).expand(-1, num_classes, -1), point_logits)
+    return out.view(batch_size, num_classes, height, width)
 
 
 def point_labels(seg_label: torch.Tensor, coords: torch.Tensor,

@@ -145,3 +145,12 @@ def test_point_labels_keep_ignore_index():
     near_top_right = torch.tensor([[[0.9, 0.1], [0.6, 0.45]]])
     assert point_labels(label.unsqueeze(1), near_top_right).tolist() == [[255, 255]]
 
+
+
+def test_scatter_in_place_writes_into_the_given_map():
+    logits, indices = torch.randn(2, 3, 4, 5), torch.tensor([[0, 7, 19], [3, 4, 5]])
+    point_logits = torch.randn(2, 3, 3)
+    expected = scatter_point_logits(logits, indices, point_logits)
+    out = scatter_point_logits(logits, indices, point_logits, inplace=True)
+    assert out.data_ptr() == logits.data_ptr()  # no copy of the map
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)

@@ -175,8 +175,8 @@ class PointRendHead(BaseCascadeDecodeHead):
             refined = resize(refined, scale_factor=scale_factor, mode='bilinear',
                              align_corners=self.align_corners)
             indices, coords = uncertain_point_indices_on_grid(refined, num_points, self.align_corners)
-            refined = scatter_point_logits(
-                refined, indices, self.point_logits(fine_feats, prev_output, coords))
+            refined = scatter_point_logits(  # in place: ``refined`` is resize's new tensor
+                refined, indices, self.point_logits(fine_feats, prev_output, coords), inplace=True)
             all_coords.append(coords)
         return refined, all_coords
 

@@ -1,0 +1,201 @@
+"""The benchmark tools on tiny configs: FLOP counting (closed form, per part, cascade models where
+mmseg's get_flops fails), CPU peak memory, interleaved timing, the head benchmark's outputs and the
+inference benchmark with 4 test images. The tools run in this process (no start-up per tool)."""
+import argparse
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+
+import mmext  # noqa: F401
+from mmext.utils import load_analysis_config
+from mmext.utils.benchmark import peak_memory_bytes, peak_of_allocations, summarize, time_interleaved
+from mmext.utils.flops import count_flops, flops_per_component
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {name: ROOT / f'tests/configs/{name}_tiny.py' for name in ('ocr', 'pointrend', 'dlde')}
+STOCK_GET_FLOPS = (Path(importlib.util.find_spec('mmseg').origin).parent
+                   / '.mim/tools/analysis_tools/get_flops.py')
+
+
+def _load_tool(path: Path):
+    """Import a script (tools/ is not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(f'_tool_{path.stem}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def data_options(tmp_path_factory):
+    """--cfg-options that put the tiny configs' embedded data (generated on first use) in a tmp dir."""
+    root = tmp_path_factory.mktemp('bench') / 'data'
+    return [f'{split}_dataloader.dataset.data_root={root}' for split in ('train', 'val', 'test')]
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _finite_positive(value) -> bool:
+    return isinstance(value, float) and math.isfinite(value) and value > 0
+
+
+# -- counters and timers ------------------------------------------------------------------------------
+
+def test_flops_of_a_1x1_conv_and_a_matmul_are_the_closed_forms():
+    conv = nn.Conv2d(3, 5, kernel_size=1)  # the bias adds nothing in torch's convention
+    _, flops = count_flops(lambda: conv(torch.randn(2, 3, 7, 9)))
+    assert flops == 2 * 2 * 3 * 5 * 7 * 9  # 2 * B * Cin * Cout * H * W
+    _, flops = count_flops(lambda: torch.randn(4, 6) @ torch.randn(6, 8))
+    assert flops == 2 * 4 * 6 * 8
+
+
+class _Cascade(nn.Module):
+    """Calls its second head's forward directly, as mmseg's CascadeEncoderDecoder does."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Conv2d(2, 4, 1)
+        self.heads = nn.ModuleList([nn.Conv2d(4, 3, 1), nn.Linear(3, 5)])
+
+    def forward(self, x):
+        out = self.heads[0](self.backbone(x))
+        return self.heads[1].forward(out.mean((2, 3))) + torch.randn(1, 5) @ torch.randn(5, 5)
+
+
+def test_flops_per_component_counts_direct_method_calls_and_restores_the_methods():
+    model = _Cascade()
+    parts = {'backbone': model.backbone, 'heads.0': model.heads[0], 'heads.1': model.heads[1]}
+    with flops_per_component(parts) as counts:
+        _, total = count_flops(lambda: model(torch.randn(1, 2, 4, 4)))
+    assert counts == {'backbone': 2 * 2 * 4 * 16, 'heads.0': 2 * 4 * 3 * 16, 'heads.1': 2 * 3 * 5}
+    assert total == sum(counts.values()) + 2 * 5 * 5  # the matmul outside every part
+    assert all('forward' not in vars(module) for module in parts.values())
+
+
+def test_cpu_peak_memory_counts_torch_allocations_exactly():
+    def fn():
+        kept = torch.empty(1024, 1024)  # 4 MiB, alive until the end
+        freed = torch.ones(2048, 1024)  # 8 MiB, freed before the end
+        del freed
+        return kept
+
+    assert peak_memory_bytes(fn) == 12 * 2**20
+    assert peak_memory_bytes(lambda: None) == 0
+    # A block allocated in an earlier measurement and freed in this one does not lower its peak
+    # (the profiler reports such frees once it has seen the allocation).
+    older = {}
+    peak_memory_bytes(lambda: older.update(block=torch.empty(1024, 1024)))
+
+    def frees_the_older_block():
+        del older['block']
+        return torch.empty(512, 1024)  # 2 MiB
+
+    assert peak_memory_bytes(frees_the_older_block) == 2 * 2**20
+
+
+def test_peak_of_allocations_follows_addresses():
+    events = [(0, 1, -100), (1, 2, 50), (2, 3, 30), (3, 2, -50), (4, 2, 40), (5, 9, -7)]
+    assert peak_of_allocations(events) == 80  # the free of block 1 (older) and of 9 are ignored
+
+
+def test_time_interleaved_alternates_and_summarize_gives_quartiles():
+    calls = []
+    times = time_interleaved({'a': lambda i: calls.append(('a', i)), 'b': lambda i: calls.append(('b', i))},
+                             repeats=2, warmup=1)
+    assert calls == [('a', -1), ('b', -1), ('a', 0), ('b', 0), ('a', 1), ('b', 1)]
+    assert [len(v) for v in times.values()] == [2, 2]
+    stats = summarize([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (stats['median'], stats['q1'], stats['q3'], stats['iqr']) == (3.0, 2.0, 4.0, 2.0)
+    with pytest.raises(ValueError, match='repeats >= 1'):
+        time_interleaved({'a': lambda i: None}, repeats=0)
+
+
+# -- get_flops ----------------------------------------------------------------------------------------
+
+def test_mmseg_get_flops_fails_on_a_cascade_config():
+    stock = _load_tool(STOCK_GET_FLOPS)
+    args = argparse.Namespace(config=str(TINY['ocr']), shape=[64, 64], cfg_options=None)
+    with pytest.raises(AttributeError, match="'list' object has no attribute 'type'"):
+        stock.inference(args, None)
+
+
+def test_get_flops_counts_cascades_and_dlde_per_head(one_thread):
+    get_flops = _load_tool(ROOT / 'tools/get_flops.py')
+    results = {}
+    for name, head in [('ocr', 'ObjectContextHead'), ('ocr', 'OCRHead'), ('pointrend', 'PointRendHead'),
+                       ('pointrend', 'PointHead')]:
+        cfg = load_analysis_config(str(TINY[name]), {'model.decode_head.1.type': head})
+        results[head] = result = get_flops.complexity(cfg, (64, 64))
+        assert result['input_shape'] == [1, 3, 64, 64]
+        assert result['parts']['decode_head.0']['flops'] > 0 and result['parts']['decode_head.1']['flops'] > 0
+        assert result['parts']['(outside parts)']['flops'] >= 0
+        assert sum(p['params'] for p in result['parts'].values()) == result['params']
+    # The same math on the same shapes: mmext's heads cost what mmseg's cost.
+    assert results['ObjectContextHead'] == results['OCRHead']
+    assert results['PointRendHead'] == results['PointHead']
+    dlde = get_flops.complexity(load_analysis_config(str(TINY['dlde'])), (64, 64))
+    assert dlde['model'] == 'RetinaNet' and dlde['input_shape'] == [1, 3, 64, 64]
+    assert dlde['parts']['bbox_head']['flops'] > 0
+
+
+# -- the benchmarks -----------------------------------------------------------------------------------
+
+def test_builtin_side_of_dlde_is_configs_retinanet_r50():
+    bench = _load_tool(ROOT / 'tools/analysis/benchmark_heads.py')
+    dlde = Config.fromfile(str(ROOT / 'configs/dlde_retinanet_r50.py'))
+    retina = Config.fromfile(str(ROOT / 'configs/retinanet_r50.py'))
+    builtin = bench.swap_head(dlde, bench.METHODS['dlde'], 'builtin')
+    assert builtin.model.to_dict() == retina.model.to_dict()
+
+
+def test_benchmark_heads_writes_finite_ratios(tmp_path, data_options, one_thread):
+    bench = _load_tool(ROOT / 'tools/analysis/benchmark_heads.py')
+    result = bench.main([
+        '--configs', *[f'{name}={path}' for name, path in TINY.items()], '--sizes', 'embedded', '32x64@2',
+        '--pointrend-sizes', '32x32', '64x64', '64x128', '--repeats', '2', '--warmup', '0',
+        '--model-steps', '1', '--model-warmup', '1', '--model-images', '2', '--matmul-size', '64',
+        '--devices', 'auto', '--out-dir', str(tmp_path), '--cfg-options', *data_options])
+    assert json.loads((tmp_path / 'benchmark_heads.json').read_text()).keys() == result.keys() == {
+        'environment', 'settings', 'configs', 'notes', 'devices'}
+    if not torch.cuda.is_available():
+        assert 'not run' in result['devices']['cuda']
+    cpu = result['devices']['cpu']
+    assert _finite_positive(cpu['dense_peak']['matmul']['gflops_per_s'])
+    assert _finite_positive(cpu['dense_peak']['conv3x3']['gflops_per_s'])
+    for name in TINY:
+        sizes = [(r['size']['name'], r['size']['height'], r['size']['width']) for r in cpu['heads'][name]]
+        assert sizes == [('embedded', 64, 64), ('32x64@2', 32, 64)]
+        for rec in cpu['heads'][name]:
+            assert rec['workloads'].keys() == {'forward', 'train', 'inference'}
+            for kind, w in rec['workloads'].items():
+                assert _finite_positive(w['ratio']['time']) and _finite_positive(w['ratio']['memory'])
+                assert w['mmext']['flops'] > 0 and _finite_positive(w['mmext']['gflops_per_s'])
+                if name != 'dlde':  # copied weights: the same outputs (and FLOPs) as the built-in
+                    assert w['max_abs_diff'] < 1e-4, (name, kind)
+                    assert w['mmext']['flops'] == w['builtin']['flops'], (name, kind)
+        model = cpu['models'][name]
+        assert _finite_positive(model['train_step']['ratio']['time'])
+        assert _finite_positive(model['train_step']['ratio']['memory'])
+        assert model['test_images'] == 2 and _finite_positive(model['inference']['mmext']['images_per_s'])
+    assert [rec['size']['name'] for rec in cpu['pointrend_scaling']] == ['32x32', '64x64', '64x128']
+    table = (tmp_path / 'benchmark_heads.md').read_text()
+    assert '**time ratio**' in table and 'Achieved GFLOP/s' in table and 'Whole model' in table
+    assert (tmp_path / 'benchmark_heads.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_benchmark_inference_times_four_images(data_options, one_thread):
+    tool = _load_tool(ROOT / 'tools/analysis/benchmark_inference.py')
+    result = tool.main([str(TINY['ocr']), '--warmup', '1', '--cfg-options', *data_options])
+    assert result['images'] == 4  # the tiny config's whole test set, fewer than mmseg's 200
+    assert _finite_positive(result['images_per_s']) and result['latency_seconds']['n'] == 4
