@@ -205,3 +205,19 @@ def test_dlde_means_are_identical_on_both_ranks(bn_run):
     assert torch.equal(means[0], means[1])
     # Every class met a positive anchor, so every mean is a unit direction (they start at zero).
     torch.testing.assert_close(means[0].norm(dim=1), torch.ones(len(means[0])))
+
+
+def test_net2vec_probe_trains_on_two_processes(tmp_path_factory):
+    # The embedded Net2Vec config probes a frozen backbone: DDP then wraps a model whose only trainable
+    # parameters are the probe's, and every rank must keep the loaded backbone (BN statistics too).
+    tmp = tmp_path_factory.mktemp('net2vec_dist')
+    checkpoint = tmp / 'ocr/iter_4.pth'
+    _train(CONFIGS / 'ocr_tiny.py', tmp / 'ocr', tmp / 'data')
+    log = _train(CONFIGS / 'net2vec_tiny.py', tmp / 'probe', tmp / 'data', 2,
+                 f'model.backbone.init_cfg.checkpoint={checkpoint}')
+    ocr = _load_checkpoint(str(checkpoint))['state_dict']
+    probe = _load_checkpoint(str(tmp / 'probe/iter_4.pth'))['state_dict']
+    backbone = [k for k in probe if k.startswith('backbone.')]
+    assert backbone and all(torch.equal(probe[k], ocr[k]) for k in backbone)
+    assert torch.isfinite(probe['decode_head.conv_seg.weight']).all()
+    assert re.search(r'IoU\.ring: [0-9.]+', log)
