@@ -10,7 +10,7 @@ setup(
     install_requires=[
         'torch>=2.0',
         'mmcv>=2.0.0rc4,<2.2.0',
-        'mmengine>=0.10.0,<1.0.0',
+        'mmengine==0.10.7',  # mmext.engine.patch_mmengine patches this release's code
         'mmsegmentation==1.2.2',
         'mmdet==3.3.0',
     ],

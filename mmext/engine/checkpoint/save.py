@@ -14,9 +14,7 @@ import contextlib
 import os
 import os.path as osp
 import secrets
-import warnings
 
-import mmengine
 import mmengine.runner
 import mmengine.runner.checkpoint
 import mmengine.runner.runner
@@ -27,8 +25,6 @@ from mmengine.hooks import CheckpointHook
 
 # A replaced function or method carries this attribute, so that installing twice replaces once.
 _ATOMIC_MARK = '_mmext_atomic'
-# CheckpointHook._save_checkpoint_with_step below mirrors this mmengine release.
-_MIRRORED_MMENGINE = '0.10.7'
 # The modules that bind mmengine's ``save_checkpoint`` by name (Runner.save_checkpoint calls the one in
 # ``mmengine.runner.runner``; CheckpointHook and the strategies import it at call time).
 _SAVE_CHECKPOINT_MODULES = (mmengine.runner.checkpoint, mmengine.runner, mmengine.runner.runner)
@@ -157,19 +153,12 @@ def install_atomic_checkpoint_saving() -> None:
     """Make mmengine's checkpoint saving crash-safe (see the module docstring); idempotent.
 
     Replaces mmengine's ``save_checkpoint`` in the modules that bind it, and
-    ``CheckpointHook._save_checkpoint_with_step`` if mmengine is the release it mirrors (otherwise
-    warns and keeps mmengine's method: checkpoint files are still atomic, ``last_checkpoint`` is not).
+    ``CheckpointHook._save_checkpoint_with_step`` (a reordered copy of mmengine 0.10.7's, which
+    :func:`mmext.engine.patch_mmengine` checks).
     """
     original = mmengine.runner.checkpoint.save_checkpoint
     if not getattr(original, _ATOMIC_MARK, False):
         atomic = _atomic_save_checkpoint(original)
         for module in _SAVE_CHECKPOINT_MODULES:
             module.save_checkpoint = atomic
-    if getattr(CheckpointHook._save_checkpoint_with_step, _ATOMIC_MARK, False):
-        return
-    if mmengine.__version__ != _MIRRORED_MMENGINE:
-        warnings.warn(f'mmext: atomic last_checkpoint writing mirrors mmengine {_MIRRORED_MMENGINE}, '
-                      f'found mmengine {mmengine.__version__}: CheckpointHook is left unchanged, so '
-                      'a crash while it writes work_dir/last_checkpoint can break --resume')
-        return
     CheckpointHook._save_checkpoint_with_step = _save_checkpoint_with_step

@@ -1,0 +1,70 @@
+"""Bounds on what a checkpoint may contain, checked before anything is unpickled.
+
+Every bound is far above what OpenMMLab checkpoints hold (an R101 OCRNet checkpoint with optimizer state
+and 40k iterations of logs has a data.pkl of ~2 MB and ~60k pickle nodes) and far below what hurts a
+machine. A user who needs more raises one bound for one load, or for a process through the environment:
+
+    from mmext.engine.checkpoint import checkpoint_limits
+    with checkpoint_limits(max_pickle_bytes=2**31):
+        runner.load_checkpoint(path)
+
+    MMEXT_CHECKPOINT_LIMITS="max_pickle_bytes=2147483648,max_pickle_nodes=100000000" tools/train.py ...
+"""
+import contextlib
+import dataclasses
+import os
+import threading
+
+ENV_VAR = 'MMEXT_CHECKPOINT_LIMITS'
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointLimits:
+    """Args:
+        max_pickle_bytes (int): Largest pickle (a zip checkpoint's ``data.pkl``, or a legacy file's
+            pickles) mmext unpickles.
+        max_pickle_nodes (int): Largest object a pickle may describe, counted as the nodes it has once
+            every shared reference is expanded. Hashing or traversing an object costs that many
+            steps, so a tuple nested by shared references (a few bytes for 2**100 nodes) is refused
+            here rather than hanging the dict insert that would hash it.
+        max_storage_bytes (int): Largest tensor storage; storages must also fit in the file.
+    """
+    max_pickle_bytes: int = 256 * 2**20
+    max_pickle_nodes: int = 10**7
+    max_storage_bytes: int = 64 * 2**30
+
+
+def _from_environment() -> CheckpointLimits:
+    text = os.environ.get(ENV_VAR, '').strip()
+    if not text:
+        return CheckpointLimits()
+    names = {field.name for field in dataclasses.fields(CheckpointLimits)}
+    overrides = {}
+    for item in text.split(','):
+        name, _, value = item.partition('=')
+        if name.strip() not in names or not value.strip().isdigit():
+            raise ValueError(f'{ENV_VAR}={text!r}: expected comma-separated name=integer items with '
+                             f'names from {sorted(names)}')
+        overrides[name.strip()] = int(value)
+    return CheckpointLimits(**overrides)
+
+
+_state = threading.local()
+
+
+def current_limits() -> CheckpointLimits:
+    """The bounds in force in this thread: the innermost :func:`checkpoint_limits`, else the
+    environment's, else the defaults."""
+    stack = getattr(_state, 'stack', None)
+    return stack[-1] if stack else _from_environment()
+
+
+@contextlib.contextmanager
+def checkpoint_limits(**overrides):
+    """Raise (or lower) bounds of :class:`CheckpointLimits` for the loads inside the block."""
+    limits = dataclasses.replace(current_limits(), **overrides)
+    _state.stack = getattr(_state, 'stack', []) + [limits]
+    try:
+        yield limits
+    finally:
+        _state.stack = _state.stack[:-1]
