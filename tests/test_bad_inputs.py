@@ -36,7 +36,7 @@ import mmext  # noqa: F401  (registers the plugins and the checkpoint allow-list
 from mmext.det.heads import DLDEHead
 from mmext.ops import intersect_encode, iou_encode
 from mmext.ops.boundary_iou import boundary_intersect_and_union, class_boundary_iou
-from mmext.runner import UnsafeCheckpointError
+from mmext.engine.checkpoint import UnsafeCheckpointError
 from mmext.seg.heads import ObjectContextHead, PointRendHead
 from mmext.seg.hooks import SegClassCheckHook
 from mmext.seg.losses import Net2VecLoss
@@ -120,12 +120,6 @@ def _tiny_model(name):
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope(scope):
         return registry.build(cfg.model), scope
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    """The tiny configs' synthetic dataset (8 train / 4 val images of 64 px), generated once."""
-    return tmp_path_factory.mktemp('synthetic_shapes')
 
 
 def _runner(config, data_root, work_dir, options=None, runtime=None):

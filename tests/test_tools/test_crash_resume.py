@@ -26,7 +26,7 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickler)
-from mmext.engine import atomic_write, install_atomic_checkpoint_saving
+from mmext.engine import atomic_write, patch_mmengine
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / 'tests/configs/ocr_tiny.py'
@@ -178,7 +178,7 @@ def test_failed_checkpoint_save_keeps_the_previous_checkpoint(tmp_path):
 
 
 def test_mmengine_saves_through_mmext(tmp_path):
-    install_atomic_checkpoint_saving()  # a second install changes nothing
+    patch_mmengine()  # a second install changes nothing
     saves = {mmengine.runner.checkpoint.save_checkpoint, mmengine.runner.save_checkpoint,
              mmengine.runner.runner.save_checkpoint}
     assert len(saves) == 1 and getattr(saves.pop(), '_mmext_atomic')

@@ -31,6 +31,8 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     @classmethod
     def for_globals(cls, filename, refused, torch_message):
         """The refusal of torch's ``weights_only`` unpickler, with advice for the globals it named."""
+        if not refused:
+            return cls(filename, f'torch\'s weights_only unpickler rejected it: {torch_message}')
         blocked = [name for name in refused if name.split('.')[0] in _BLOCKED_MODULES]
         code_running = [name for name in refused if name.startswith(_CODE_RUNNING)]
         if blocked:
@@ -39,19 +41,13 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
         elif code_running:
             advice = (f'{", ".join(code_running)} can run arbitrary code: a checkpoint that needs it is '
                       'almost certainly malicious. Do not allow-list it.')
-        elif refused:
+        else:
             module, _, name = refused[0].rpartition('.')
             advice = ('If you trust this file, allow-list exactly what it needs before loading it, e.g. '
                       f'`torch.serialization.add_safe_globals([{name}])` with {name} imported from '
                       f'{module}.')
-        else:
-            advice = 'If you trust this file, torch\'s message below says what it needs.'
-        if refused:
-            what = (f'it needs {", ".join(refused)}, which neither torch nor '
-                    'mmext.engine.checkpoint.CHECKPOINT_SAFE_GLOBALS allows')
-        else:
-            what = 'torch\'s weights_only unpickler rejected its content'
-        reason = (f'{what}. mmext keeps torch.load\'s weights_only unpickler on purpose, because '
-                  f'unpickling an arbitrary global can run arbitrary code. {advice}\n'
-                  f'torch said: {torch_message}')
+        reason = (f'it needs {", ".join(refused)}, which neither torch nor '
+                  'mmext.engine.checkpoint.CHECKPOINT_SAFE_GLOBALS allows. mmext keeps torch.load\'s '
+                  'weights_only unpickler on purpose, because unpickling an arbitrary global can run '
+                  f'arbitrary code. {advice}\ntorch said: {torch_message}')
         return cls(filename, reason, refused)

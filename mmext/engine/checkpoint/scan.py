@@ -132,7 +132,7 @@ class _PickleScan:
             elif name == 'GLOBAL':
                 stack.append(_Node('global', _python3_name(*arg.split(' ', 1))))
             elif name in ('EMPTY_TUPLE', 'EMPTY_LIST', 'EMPTY_DICT', 'EMPTY_SET'):
-                stack.append(_Node(name[6:].lower()))
+                stack.append(_Node(name[6:].lower(), items=[]))
             elif name == 'TUPLE':
                 stack.append(self.new('tuple', self.pop_mark()))
             elif name in ('TUPLE1', 'TUPLE2', 'TUPLE3'):
@@ -263,11 +263,12 @@ class _PickleScan:
 
     def check_rebuild_from_type(self, values):
         """(func, new_type, args, state): torch calls ``func(*args)``; only a tensor rebuild may be."""
-        func = self.callable_name(values[0]) if values else None
-        new_type = self.callable_name(values[1]) if len(values) > 1 else None
+        func, new_type = ([node.value if node.kind == 'global' else f'a {node.kind} built by the pickle'
+                           for node in values[:2]] + [None, None])[:2]
         if func not in _TENSOR_REBUILDS or new_type not in ('torch.Tensor', 'torch.nn.parameter.Parameter'):
             raise CheckpointStructureError(
-                f'_rebuild_from_type_v2 calling {func} for {new_type}; checkpoints only rebuild tensors')
+                f'_rebuild_from_type_v2 calling {func} for {new_type}; checkpoints only rebuild tensors '
+                'there')
         if len(values) > 2 and func in _VIEW_REBUILDS:
             if values[2].kind != 'tuple':
                 raise CheckpointStructureError(f'{func} whose arguments are not a tuple')
@@ -340,14 +341,18 @@ class _BoundedReader(io.RawIOBase):
     """A file whose reads stop with an error past ``limit`` bytes."""
 
     def __init__(self, file, limit):
-        self.file, self.left = file, limit
+        self.file, self.left, self.position = file, limit, 0
 
     def readable(self):
         return True
 
+    def tell(self):
+        return self.position
+
     def readinto(self, buffer):
         data = self.file.read(min(len(buffer), self.left + 1))
         self.left -= len(data)
+        self.position += len(data)
         if self.left < 0:
             raise CheckpointStructureError('its pickles are larger than CheckpointLimits.max_pickle_bytes')
         buffer[:len(data)] = data

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
+import mmengine.runner.checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader, _load_checkpoint, load_checkpoint
 from mmengine.testing import RunnerTestCase
 from mmengine.testing.runner_test_case import ToyModel
 
 import mmext  # noqa: F401  (installs the scoped allow-list, as custom_imports does)
-from mmext.runner import CHECKPOINT_SAFE_GLOBALS, UnsafeCheckpointError, install_safe_checkpoint_loading
+from mmext.engine import patch_mmengine
+from mmext.engine.checkpoint import CHECKPOINT_SAFE_GLOBALS, UnsafeCheckpointError, load_url
 
 
 @pytest.fixture
@@ -227,20 +229,65 @@ def test_user_allow_list_survives_a_load(toy):
 def test_install_is_idempotent():
     schemes = dict(CheckpointLoader._schemes)
     assert schemes[''].__name__ == 'load_from_local'  # CheckpointLoader logs the name
-    install_safe_checkpoint_loading()
-    install_safe_checkpoint_loading()
+    assert schemes[''].__module__ == 'mmext.engine.checkpoint.load'
+    assert schemes['http://'].__wrapped__ is mmengine_checkpoint.load_from_http
+    assert mmengine_checkpoint.load_url is load_url  # what load_from_http (and the hub schemes) call
+    patch_mmengine()
+    patch_mmengine()
     assert CheckpointLoader._schemes == schemes
-    for loader in schemes.values():
-        assert loader.__wrapped__.__module__ == 'mmengine.runner.checkpoint'
 
     def load_from_test(filename, map_location=None):
         return torch.load(filename, map_location=map_location)
 
     CheckpointLoader.register_scheme('mmext-test://', load_from_test)
     try:
-        install_safe_checkpoint_loading()
+        patch_mmengine()
         added = CheckpointLoader._schemes['mmext-test://']
         assert added.__wrapped__ is load_from_test
         assert CheckpointLoader._schemes == {**schemes, 'mmext-test://': added}
     finally:
         del CheckpointLoader._schemes['mmext-test://']
+
+
+def test_checkpoint_with_ema_best_clipping_and_schedulers_resumes(toy, tmp_path):
+    """A toy run with the common lr and momentum schedulers, EMA, save_best and gradient clipping: its
+    regular and best checkpoints load, and it resumes from both; numpy int32 count histories (numpy's
+    default integer on Windows) load too."""
+    cfg = copy.deepcopy(toy.iter_based_cfg)
+    cfg.optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9), clip_grad=dict(max_norm=1.0))
+    cfg.param_scheduler = [
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=2),
+        dict(type='CosineAnnealingLR', T_max=4, by_epoch=False, begin=2, end=6),
+        dict(type='PolyLR', power=0.9, eta_min=1e-4, by_epoch=False, begin=0, end=6),
+        dict(type='StepLR', step_size=2, gamma=0.5, by_epoch=False),
+        dict(type='CosineAnnealingMomentum', T_max=6, by_epoch=False),
+    ]
+    cfg.custom_hooks = [dict(type='EMAHook', momentum=0.5)]
+    cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=3, by_epoch=False, save_best='acc',
+                                        rule='greater')
+    cfg.train_cfg = dict(by_epoch=False, max_iters=3, val_interval=3)
+    first = toy.build_runner(cfg)
+    first.train()
+    (best, ) = [p for p in os.listdir(first.work_dir) if p.startswith('best_acc')]
+    regular = os.path.join(first.work_dir, 'iter_3.pth')
+    checkpoint = _load_checkpoint(regular)
+    assert len(checkpoint['param_schedulers']) == 5 and 'ema_state_dict' in checkpoint
+    assert checkpoint['message_hub']['runtime_info']['best_score'] == 1
+
+    int32 = tmp_path / 'int32.pth'
+    for buffer in checkpoint['message_hub']['log_scalars'].values():
+        buffer._count_history = buffer._count_history.astype(np.int32)
+    torch.save(checkpoint, int32)
+    loaded = _load_checkpoint(str(int32))['message_hub']['log_scalars']['train/loss']
+    assert loaded._count_history.dtype == np.int32
+
+    for path in (regular, os.path.join(first.work_dir, best), str(int32)):
+        resumed = copy.deepcopy(cfg)
+        resumed.train_cfg = dict(by_epoch=False, max_iters=6, val_interval=3)
+        resumed.update(resume=True, load_from=path, experiment_name=f'resume_{os.path.basename(path)}')
+        second = toy.build_runner(resumed)
+        iterations = []
+        run_iter = second.train_loop.run_iter
+        second.train_loop.run_iter = lambda batch: iterations.append(1) or run_iter(batch)
+        second.train()
+        assert len(iterations) == 3 and second.iter == 6  # iterations 4 to 6: it resumed at 3

@@ -1,0 +1,47 @@
+"""Load checkpoint files one after the other and report, per file, one JSON line: how the load ended,
+how long it took and how much it raised the process's peak memory.
+
+    python load_attack.py {mmext,unguarded} FILE [FILE ...]
+
+mmext: mmengine's ``_load_checkpoint`` with mmext imported (what every mmengine path calls).
+unguarded: ``torch.load(weights_only=True)`` with mmext's allow-list but without its structure scan,
+to show that the files attack something. The caller sets the resource limits and the time-out.
+"""
+import json
+import resource
+import sys
+import time
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main(mode, files):
+    import torch
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    from mmext.engine.checkpoint import UnsafeCheckpointError
+    from mmext.engine.checkpoint.allow_list import checkpoint_globals_allowed
+
+    def unguarded(path):
+        with checkpoint_globals_allowed():
+            return torch.load(path, weights_only=True)
+
+    load = _load_checkpoint if mode == 'mmext' else unguarded
+    for path in files:
+        before, start = peak_rss_mb(), time.perf_counter()
+        try:
+            load(path)
+            outcome, error = 'loaded', ''
+        except UnsafeCheckpointError as exc:
+            outcome, error = 'refused', str(exc)
+        except BaseException as exc:  # MemoryError and the like: what the attack achieved
+            outcome, error = 'error', f'{type(exc).__name__}: {exc}'[:500]
+        print(json.dumps(dict(file=path, outcome=outcome, error=error,
+                              seconds=time.perf_counter() - start,
+                              peak_rss_mb_increase=peak_rss_mb() - before)), flush=True)
+
+
+if __name__ == '__main__':
+    main(sys.argv[1], sys.argv[2:])
