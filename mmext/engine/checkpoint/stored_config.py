@@ -8,7 +8,8 @@ still runs code. mmengine does that in ``Runner.resume`` (for the GPU ids of the
 ``BaseInferencer._init_model`` (``MMSegInferencer(model=None, weights=...)``, ``DetInferencer``).
 
 Inside :func:`stored_config_as_data`, ``Config.fromstring`` parses the text with :mod:`ast` and accepts
-only what ``pretty_text`` writes: assignments of literals, ``dict(key=...)`` calls and negated numbers.
+only what ``pretty_text`` writes: assignments of literals, ``dict(key=...)`` and ``range(...)`` calls and
+negated numbers.
 It never executes the text and never imports ``custom_imports``.
 """
 import ast
@@ -37,8 +38,17 @@ def _literal(node):
     if isinstance(node, ast.Dict) and None not in node.keys:
         return {_literal(key): _literal(value) for key, value in zip(node.keys, node.values)}
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict'
-            and not node.args and all(keyword.arg is not None for keyword in node.keywords)):
-        return {keyword.arg: _literal(keyword.value) for keyword in node.keywords}
+            and len(node.args) <= 1 and all(keyword.arg is not None for keyword in node.keywords)):
+        # pretty_text writes dict(a=1), or dict({1: 'a'}) for keys that are not identifiers
+        positional = _literal(node.args[0]) if node.args else {}
+        if isinstance(positional, dict):
+            return {**positional, **{keyword.arg: _literal(keyword.value) for keyword in node.keywords}}
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'range'
+            and not node.keywords and 1 <= len(node.args) <= 3):
+        # mmcv-era tools stored ``gpu_ids = range(0, 1)``; a range stays lazy whatever its length.
+        bounds = [_literal(arg) for arg in node.args]
+        if all(type(bound) is int for bound in bounds):
+            return range(*bounds)
     if (isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd))
             and isinstance(node.operand, ast.Constant) and type(node.operand.value) in (int, float, complex)):
         return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
