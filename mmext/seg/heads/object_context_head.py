@@ -81,7 +81,8 @@ class ObjectContextHead(BaseCascadeDecodeHead):
 
     The second stage of a ``CascadeEncoderDecoder``: ``prev_output`` are the coarse logits of the
     first stage (an ``FCNHead`` in OCRNet), whose classes define the soft object regions. Arguments
-    and state_dict mirror mmseg's ``OCRHead``, so its model-zoo weights load with ``strict=True``.
+    and state_dict mirror mmseg's ``OCRHead``, parameter order included, so its model-zoo weights load
+    with ``strict=True`` and its optimizer states resume.
     Differs from mmseg in one place: ``scale > 1`` works (mmseg's raises), see
     :class:`ObjectAttentionBlock`.
 
@@ -97,13 +98,15 @@ class ObjectContextHead(BaseCascadeDecodeHead):
         super().__init__(**kwargs)
         self.ocr_channels = ocr_channels
         self.scale = scale
-        self.bottleneck = ConvModule(
-            self.in_channels, self.channels, 3, padding=1, conv_cfg=self.conv_cfg,
-            norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
-        self.spatial_gather_module = SpatialGather(scale)
+        # mmseg's registration order, which fixes the parameter order: optimizer states of mmseg
+        # OCRNet runs resume onto the right parameters, and one seed initialises the same weights.
         self.object_context_block = ObjectAttentionBlock(
             self.channels, ocr_channels, pool_size=scale, align_corners=self.align_corners,
             conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
+        self.spatial_gather_module = SpatialGather(scale)
+        self.bottleneck = ConvModule(
+            self.in_channels, self.channels, 3, padding=1, conv_cfg=self.conv_cfg,
+            norm_cfg=self.norm_cfg, act_cfg=self.act_cfg)
 
     def forward(self, inputs: List[torch.Tensor],
                 prev_output: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -1,4 +1,6 @@
 """ObjectContextHead: parity with mmseg's OCRHead on copied weights, the scale > 1 path, errors."""
+import copy
+
 import pytest
 import torch
 from mmseg.models.decode_heads import FCNHead, OCRHead
@@ -50,6 +52,53 @@ def test_parity_with_mmseg_ocr_head_training_gradients():
     grads = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         torch.testing.assert_close(p.grad, grads[name].grad, rtol=1e-4, atol=1e-5)
+
+
+def test_parameter_order_and_seeded_init_equal_mmseg():
+    # Optimizers and seeded inits see parameters in registration order, not by name.
+    kwargs = dict(HEAD_KWARGS, norm_cfg=dict(type='BN'))
+    torch.manual_seed(0)
+    ours = ObjectContextHead(**kwargs)
+    ours.init_weights()
+    torch.manual_seed(0)
+    theirs = OCRHead(**kwargs)
+    theirs.init_weights()
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_parameters()][:2] == [
+        'conv_seg.weight', 'conv_seg.bias']  # then object_context_block..., bottleneck last
+    assert [n for n, _ in ours.named_parameters()][-3:] == [
+        'bottleneck.conv.weight', 'bottleneck.bn.weight', 'bottleneck.bn.bias']
+    for (name, p), (_, q) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+        assert torch.equal(p, q), name
+
+
+def _sgd_step(head, optimizer, inputs, prev):
+    optimizer.zero_grad()
+    head(inputs, prev).square().mean().backward()
+    optimizer.step()
+
+
+def test_mmseg_optimizer_state_resumes_onto_the_same_parameters():
+    # An mmseg OCRNet run takes one SGD-with-momentum step; its weights and optimizer state then
+    # resume under ObjectContextHead, and the next step equals mmseg's.
+    kwargs = dict(HEAD_KWARGS, norm_cfg=dict(type='BN'), dropout_ratio=0)
+    torch.manual_seed(0)
+    theirs = OCRHead(**kwargs)
+    ours = ObjectContextHead(**kwargs)
+    inputs, prev = [torch.randn(2, 8, 9, 10)], torch.randn(2, 5, 9, 10)
+    theirs_opt = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    _sgd_step(theirs, theirs_opt, inputs, prev)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    ours_opt = torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    ours_opt.load_state_dict(copy.deepcopy(theirs_opt.state_dict()))  # as from a checkpoint
+    theirs_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        assert torch.equal(ours_opt.state[p]['momentum_buffer'],
+                           theirs_opt.state[theirs_params[name]]['momentum_buffer']), name
+    _sgd_step(theirs, theirs_opt, inputs, prev)
+    _sgd_step(ours, ours_opt, inputs, prev)
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p, theirs_params[name], rtol=0, atol=1e-6, msg=name)
 
 
 def test_parity_resize_concat_inputs():
