@@ -1,4 +1,4 @@
-# The embedded dataset (mmext.datasets.synthetic_shapes): generated on first use under data_root.
+# The embedded dataset (mmext.seg.datasets.SyntheticShapesDataset): generated on first use under data_root.
 dataset_type = 'SyntheticShapesDataset'
 data_root = 'data/synthetic_shapes'
 train_pipeline = [

@@ -2,7 +2,7 @@
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 
-from mmext.datasets.synthetic_shapes import CLASSES, PALETTE, SynthesizeOnInitMixin
+from mmext.datasets import CLASSES, PALETTE, SynthesizeOnInitMixin
 
 
 @DATASETS.register_module()

@@ -4,7 +4,7 @@ from typing import Optional
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from mmext.datasets.synthetic_shapes import CLASSES, PALETTE, SynthesizeOnInitMixin
+from mmext.datasets import CLASSES, PALETTE, SynthesizeOnInitMixin
 
 
 @DATASETS.register_module()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from mmengine.registry import init_default_scope
 
-from mmext.datasets.synthetic_shapes import CLASSES
+from mmext.datasets import CLASSES
 from mmext.seg.datasets import SyntheticShapesDataset
 
 

@@ -6,24 +6,18 @@ import pytest
 from mmcv.transforms import LoadImageFromFile
 from mmdet.datasets import CocoDataset
 from mmdet.datasets.transforms import LoadAnnotations as LoadInstances
-from mmdet.registry import DATASETS as DET_DATASETS
-from mmengine.registry import DefaultScope
 from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations as LoadSegMap
-from mmseg.registry import DATASETS as SEG_DATASETS
 from pycocotools import mask as mask_util
 
-import mmext  # noqa: F401  (registers the dataset classes)
-from mmext.datasets.synthetic_shapes import (CLASSES, CROSS, MIN_VISIBLE_AREA, NUM_OBJECTS_RANGE,
-                                             RING, ensure_synthetic_shapes, main, render_scene,
-                                             write_dataset)
+from mmext.datasets.dataset_folder import ensure_synthetic_shapes, render_dataset_scene, write_dataset
+from mmext.datasets.shape_scenes import CLASSES
 
 SEED, SIZE, NUM_TRAIN, NUM_VAL = 0, 64, 6, 2
 
 
-def scene(seed=SEED, split=0, index=0, size=SIZE):
-    """The scene that write_dataset stores as image ``index`` of split ``split``."""
-    return render_scene(np.random.default_rng([seed, split, index]), size)
+def scene(seed=SEED, split=0, index=0):
+    return render_dataset_scene(seed, split, index, SIZE)
 
 
 def read_rgb(path):
@@ -34,45 +28,6 @@ def read_rgb(path):
 def data_root(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp('shapes'), seed=SEED, num_train=NUM_TRAIN,
                          num_val=NUM_VAL, size=SIZE, progress=False)
-
-
-def test_render_scene_is_deterministic_per_key():
-    image, semantic, instances = scene()
-    again = scene()
-    assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.uint8
-    assert semantic.shape == (SIZE, SIZE) and semantic.dtype == np.uint8
-    assert image.tobytes() == again[0].tobytes()
-    assert semantic.tobytes() == again[1].tobytes()
-    assert [c for c, _ in instances] == [c for c, _ in again[2]]
-    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(instances, again[2]))
-    other = scene(seed=SEED + 1)
-    assert not np.array_equal(image, other[0])
-    assert not np.array_equal(semantic, other[1])
-
-
-@pytest.mark.parametrize('index', range(6))
-def test_semantic_map_is_the_instances_painted_by_class(index):
-    _, semantic, instances = scene(index=index, size=128)
-    assert 1 <= len(instances) <= NUM_OBJECTS_RANGE[1]  # objects that find no place are left out
-    masks = np.stack([mask for _, mask in instances])
-    assert masks.sum(0).max() == 1  # disjoint
-    np.testing.assert_array_equal(masks.any(0), semantic > 0)
-    for class_id, mask in instances:
-        assert 1 <= class_id < len(CLASSES)
-        assert mask.sum() >= MIN_VISIBLE_AREA
-        assert (semantic[mask] == class_id).all()
-
-
-def test_thin_parts_and_sizes_vary():
-    areas, thin_left = [], []
-    for index in range(12):
-        for class_id, mask in scene(index=index, size=128)[2]:
-            areas.append(mask.sum())
-            if class_id in (RING, CROSS):
-                eroded = cv2.erode(mask.astype(np.uint8), np.ones((5, 5), np.uint8))
-                thin_left.append(eroded.sum() / mask.sum())
-    assert max(areas) > 10 * min(areas)
-    assert min(thin_left) < 0.5  # a 5x5 erosion removes most of some ring or cross
 
 
 def test_written_images_and_label_maps_are_the_renders(data_root):
@@ -182,41 +137,3 @@ def test_ensure_replaces_a_partial_folder_but_not_foreign_files(tmp_path):
         ensure_synthetic_shapes(foreign, num_train=1, num_val=1, size=SIZE)
     assert (foreign / 'img_dir' / 'train' / 'photo.png').read_bytes() == b'mine'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['foreign', 'partial']
-
-
-def test_registered_datasets_generate_on_first_use(tmp_path):
-    root = tmp_path / 'shapes'
-    synthesis = dict(num_train=3, num_val=1, size=SIZE)
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        seg = SEG_DATASETS.build(
-            dict(type='SyntheticShapesDataset', data_root=str(root), synthesis=synthesis,
-                 data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'),
-                 pipeline=[dict(type='LoadAnnotations')]))
-    assert len(seg) == 3 and seg.metainfo['classes'] == CLASSES
-    np.testing.assert_array_equal(seg[2]['gt_seg_map'], scene(index=2)[1])
-
-    written = (root / 'meta.json').stat().st_mtime_ns
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        det = DET_DATASETS.build(
-            dict(type='SyntheticShapesCocoDataset', data_root=str(root), synthesis=synthesis,
-                 ann_file='annotations/instances_val.json', data_prefix=dict(img='img_dir/val/'),
-                 pipeline=[]))
-    assert (root / 'meta.json').stat().st_mtime_ns == written  # reused, not regenerated
-    assert len(det) == 1 and det.metainfo['classes'] == CLASSES[1:]
-    labels = [instance['bbox_label'] for instance in det.get_data_info(0)['instances']]
-    assert labels == [c - 1 for c, _ in scene(split=1, index=0)[2]]
-
-
-def test_command_line(tmp_path, capsys):
-    root = tmp_path / 'shapes'
-    argv = ['--data-root', str(root), '--seed', '3', '--num-train', '2', '--num-val', '1',
-            '--size', str(SIZE)]
-    assert main(argv) == root
-    assert str(root) in capsys.readouterr().out
-    meta = json.loads((root / 'meta.json').read_text())
-    assert (meta['seed'], meta['num_train'], meta['num_val'], meta['size']) == (3, 2, 1, SIZE)
-    inode = root.stat().st_ino
-    main(argv)
-    assert root.stat().st_ino == inode
-    main(argv + ['--force'])
-    assert root.stat().st_ino != inode

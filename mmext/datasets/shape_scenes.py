@@ -1,45 +1,22 @@
-"""Synthetic shape scenes: the embedded dataset of every embedded mmext config.
+"""Synthetic shape scenes: what every image of the embedded dataset shows, rendered in pure numpy.
 
 Each scene shows 4-8 objects of five classes that differ only in *shape* (disk, square, triangle,
 ring, cross). Every class draws its colours from the same (bright) distribution, so a model has to
 read shape to name an object; backgrounds are dark and textured (colour blobs, a grating, noise),
-objects smooth. Objects span about 24 to 80 px on a 128 px image, rings and crosses have parts
-6-11 px wide (about one cell of a stride-8 prediction), and some objects are placed touching or
+objects smooth. Objects span 24 to 80 px on a 128 px image, rings have bands 6-10 px wide and crosses
+arms 6-11 px wide (about one cell of a stride-8 prediction), and some objects are placed touching or
 overlapping an earlier one. Painting order defines occlusion: the semantic map holds the top-most
 class at each pixel, and instance masks hold only *visible* pixels.
 
 Shape shorthand: ``S`` image side in px (scenes are square, ``H = W = S``).
 
-The generator is pure numpy; images are drawn from ``np.random.default_rng([seed, split, index])``,
-so an image depends on nothing but its own key. :func:`write_dataset` writes the standard layouts
-that stock dataset classes read::
-
-    <data_root>/img_dir/{train,val}/00000.png           RGB images
-    <data_root>/ann_dir/{train,val}/00000.png           uint8 label ids (0 = background)
-    <data_root>/annotations/instances_{train,val}.json  COCO instances, RLE masks, category ids 1..5
-    <data_root>/meta.json                               generator version and parameters
-
-and :func:`ensure_synthetic_shapes` does so once per parameter set, safely under concurrent callers
-(every rank of a distributed run calls it).
+A scene depends on nothing but the random generator it is given; :mod:`mmext.datasets.dataset_folder`
+writes scenes into dataset folders. docs/dataset.md tells how the constants below were chosen.
 """
-import argparse
-import json
-import os
-import re
-import shutil
-import uuid
-from pathlib import Path
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import cv2
 import numpy as np
-from pycocotools import mask as mask_util
-from tqdm import tqdm
-
-# Bump whenever the rendered output changes, so existing folders are regenerated.
-GENERATOR_VERSION = 8
-DEFAULT_DATA_ROOT = 'data/synthetic_shapes'
-SPLITS = ('train', 'val')
 
 CLASSES = ('background', 'disk', 'square', 'triangle', 'ring', 'cross')
 PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
@@ -54,9 +31,7 @@ MIN_VISIBLE_FRACTION = 0.6
 MIN_CONTRAST = 90.0
 # Whether a pixel is object shows locally: background base colours come from the dark part of the
 # RGB cube and carry visible fine texture (a grating and pixel noise), objects are bright and smooth.
-# Which class an object is shows only in its shape: every class draws from the same colours. (With
-# one colour distribution for objects and background, a from-scratch R50-D8 still confused the two
-# after 600 iterations, far from the 10-minute CPU budget of configs/ocr_r50.py.)
+# Which class an object is shows only in its shape: every class draws from the same colours.
 BACKGROUND_COLOURS = (0.0, 100.0)  # per-channel range, RGB 0-255
 OBJECT_COLOURS = (140.0, 255.0)
 TEXTURE_SPREAD = 30.0  # largest per-channel deviation of the background texture from its base colour
@@ -69,10 +44,9 @@ REFERENCE_SIZE = 128
 EXTENT_RANGE = (24.0, 80.0)  # circumscribed diameter, sampled log-uniformly
 # Objects per scene, inclusive; about 30% of the pixels are objects.
 NUM_OBJECTS_RANGE = (4, 8)
-# Thin parts are as wide as one cell of a stride-8 prediction (16x16 logits on 128 px): perfect
-# stride-8 logits, bilinearly upsampled, score 85 mIoU (ring 77, cross 72), so an OCRNet-D8 can reach
-# 70 while the boundary and thin-part error left is what PointRend's point refinement targets. With
-# 3-7 px parts that ceiling was 70.
+# Thin parts are about as wide as one cell of a stride-8 prediction (8 px; 16x16 logits on 128 px),
+# so that a stride-8 head (OCRNet-D8) gets them roughly right and leaves the boundary and thin-part
+# error that PointRend's point refinement targets; docs/dataset.md gives the measured ceiling.
 RING_WIDTH_RANGE = (6.0, 10.0)
 CROSS_WIDTH_RANGE = (6.0, 11.0)
 MIN_PART_WIDTH = 2.0  # px at any size: narrower bands break apart when rasterised
@@ -137,9 +111,9 @@ def sample_shape(rng: np.random.Generator, size: int) -> Shape:
         size: S; extents and part widths scale with S / 128.
 
     Returns:
-        The shape; its extent is log-uniform in about 10-56 px at S = 128, rings have bands of
-        2-5 px and crosses arms of 2-6 px (never under 2 px), and thin shapes are large enough to
-        keep a hole or distinct arms.
+        The shape; at S = 128 its extent is log-uniform in 24-80 px (``EXTENT_RANGE``), rings
+        have bands of 6-10 px and crosses arms of 6-11 px (never under ``MIN_PART_WIDTH`` at any
+        S), and a ring or cross is enlarged where needed to keep a hole or distinct arms.
     """
     scale = size / REFERENCE_SIZE
     class_id = int(rng.integers(1, len(CLASSES)))
@@ -268,8 +242,8 @@ def textured_background(rng: np.random.Generator, size: int) -> np.ndarray:
     low = _random_colour(rng, *BACKGROUND_COLOURS)
     high = low + rng.uniform(-TEXTURE_SPREAD, TEXTURE_SPREAD, 3).astype(np.float32)
     image = low + np.clip(blend, 0, 1) * (high - low)
-    # Stripes 3-12 px wide on a 128 px image: as thin as ring bands and cross arms, so thinness
-    # alone does not mark an object.
+    # Stripes 3-12 px wide (half of a 6-24 px period) on a 128 px image: as thin as ring bands and
+    # cross arms (6-11 px) and thinner, so thinness alone does not mark an object.
     period = rng.uniform(6, 24) * scale
     direction = rng.uniform(0, 2 * np.pi)
     ys, xs = np.mgrid[:size, :size].astype(np.float32)
@@ -312,8 +286,8 @@ def render_scene(rng: np.random.Generator,
     """One synthetic scene with exact semantic and instance labels.
 
     Args:
-        rng: random generator (consumed); :func:`write_dataset` uses
-            ``np.random.default_rng([seed, split_index, image_index])``.
+        rng: random generator (consumed); a dataset's images use one generator each (see
+            :func:`mmext.datasets.dataset_folder.render_dataset_scene`).
         size: S.
 
     Returns:
@@ -333,190 +307,3 @@ def render_scene(rng: np.random.Generator,
     instances = [(class_id, mask) for (class_id, _), mask in
                  zip(layout, visible_masks([mask for _, mask in layout]))]
     return image, semantic, instances
-
-
-def coco_annotation(mask: np.ndarray, class_id: int, image_id: int, ann_id: int) -> dict:
-    """COCO instance annotation of one visible mask.
-
-    Args:
-        mask: (S, S) bool, non-empty.
-        class_id: label id in 1..5, used as the COCO category id.
-        image_id, ann_id: COCO ids.
-
-    Returns:
-        Dict with ``bbox`` [x, y, w, h] in px tight around the mask (a one-pixel mask has
-        w = h = 1), ``area`` the pixel count and ``segmentation`` the compressed RLE with ``counts``
-        as str.
-    """
-    ys, xs = np.nonzero(mask)
-    x0, y0 = int(xs.min()), int(ys.min())
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle['counts'] = rle['counts'].decode('ascii')
-    return dict(id=ann_id, image_id=image_id, category_id=class_id,
-                bbox=[x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1],
-                area=int(mask.sum()), segmentation=rle, iscrowd=0)
-
-
-def write_dataset(data_root, seed: int = 0, num_train: int = 200, num_val: int = 50,
-                  size: int = 128, progress: bool = True) -> Path:
-    """Render both splits and write them in the mmseg and COCO layouts (see the module docstring).
-
-    Image ``i`` of split ``s`` (0 = train, 1 = val) comes from
-    ``np.random.default_rng([seed, s, i])``, so it does not depend on the split sizes. ``meta.json``
-    is written last: a folder without it is incomplete.
-
-    Args:
-        data_root: folder to write into (created if missing).
-        seed: dataset seed.
-        num_train, num_val: images per split.
-        size: S.
-        progress: show a tqdm progress bar.
-
-    Returns:
-        ``data_root`` as a Path.
-    """
-    root = Path(data_root)
-    categories = [dict(id=i, name=name) for i, name in enumerate(CLASSES) if i > 0]
-    with tqdm(total=num_train + num_val, desc=f'synthetic shapes (seed {seed}, {size} px)',
-              disable=not progress) as bar:
-        for split_index, (split, count) in enumerate(zip(SPLITS, (num_train, num_val))):
-            img_dir, ann_dir = root / 'img_dir' / split, root / 'ann_dir' / split
-            img_dir.mkdir(parents=True, exist_ok=True)
-            ann_dir.mkdir(parents=True, exist_ok=True)
-            images, annotations = [], []
-            for index in range(count):
-                image, semantic, instances = render_scene(
-                    np.random.default_rng([seed, split_index, index]), size)
-                file_name = f'{index:05d}.png'
-                # cv2 writes BGR.
-                cv2.imwrite(str(img_dir / file_name), image[..., ::-1])
-                cv2.imwrite(str(ann_dir / file_name), semantic)
-                images.append(dict(id=index + 1, file_name=file_name, width=size, height=size))
-                for class_id, mask in instances:
-                    annotations.append(
-                        coco_annotation(mask, class_id, index + 1, len(annotations) + 1))
-                bar.update()
-            (root / 'annotations').mkdir(exist_ok=True)
-            coco = dict(info=dict(description='mmext synthetic shapes', version=GENERATOR_VERSION),
-                        images=images, annotations=annotations, categories=categories)
-            (root / 'annotations' / f'instances_{split}.json').write_text(json.dumps(coco))
-    meta = dict(_parameters(seed, num_train, num_val, size), classes=list(CLASSES))
-    (root / 'meta.json').write_text(json.dumps(meta, indent=2))
-    return root
-
-
-def _parameters(seed: int, num_train: int, num_val: int, size: int) -> dict:
-    """What decides a folder's content; ``meta.json`` must match it for the folder to be reused."""
-    return dict(generator_version=GENERATOR_VERSION, seed=seed, num_train=num_train,
-                num_val=num_val, size=size)
-
-
-def _matches(root: Path, parameters: dict) -> bool:
-    """Whether ``root`` is a complete folder written with ``parameters``."""
-    try:
-        meta = json.loads((root / 'meta.json').read_text())
-    except (OSError, ValueError):
-        return False
-    return all(meta.get(key) == value for key, value in parameters.items())
-
-
-# Every file that write_dataset writes, relative to data_root.
-_WRITTEN_FILE = re.compile(r'(img_dir|ann_dir)/(train|val)/\d{5,}\.png'
-                           r'|annotations/instances_(train|val)\.json|meta\.json')
-
-
-def _discard(root: Path) -> None:
-    """Remove an outdated or partial dataset folder, refusing any folder that holds other files.
-
-    The folder is first renamed aside, so that it is never seen half deleted.
-    """
-    if not all(_WRITTEN_FILE.fullmatch(path.relative_to(root).as_posix())
-               for path in root.rglob('*') if not path.is_dir()):
-        # A mistyped data_root must never cost a user their files.
-        raise FileExistsError(f'{root} holds files that synthetic shapes did not write; '
-                              'choose another data_root')
-    trash = root.with_name(f'.{root.name}.stale-{uuid.uuid4().hex}')
-    try:
-        os.rename(root, trash)
-    except FileNotFoundError:  # a concurrent caller moved it first
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def ensure_synthetic_shapes(data_root=DEFAULT_DATA_ROOT, seed: int = 0, num_train: int = 200,
-                            num_val: int = 50, size: int = 128, force: bool = False) -> Path:
-    """Make sure ``data_root`` holds the synthetic shapes dataset for these parameters.
-
-    Returns at once when ``meta.json`` matches. Otherwise the data are written into a temporary
-    sibling folder and renamed into place, so that readers only ever see complete folders and
-    concurrent callers (e.g. the ranks of a distributed run) neither collide nor corrupt each other;
-    an outdated or partial folder is replaced, a folder holding anything else is refused.
-
-    Args:
-        data_root: dataset folder.
-        seed, num_train, num_val, size: see :func:`write_dataset`.
-        force: regenerate even when the existing folder matches.
-
-    Returns:
-        ``data_root`` as a Path.
-    """
-    root = Path(data_root)
-    parameters = _parameters(seed, num_train, num_val, size)
-    if not force and _matches(root, parameters):
-        return root
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # Not tempfile.mkdtemp: its mode 0700 would survive the rename and hide the data from others.
-    staging = root.with_name(f'.{root.name}.tmp-{uuid.uuid4().hex}')
-    staging.mkdir()
-    try:
-        write_dataset(staging, seed, num_train, num_val, size)
-        while True:
-            try:
-                # Atomic; fails while a non-empty folder sits at root.
-                os.rename(staging, root)
-                return root
-            except OSError:
-                if not root.exists():
-                    raise
-            if not force and _matches(root, parameters):  # a concurrent caller finished first
-                return root
-            _discard(root)
-            force = False  # what existed before this call is gone; keep what others install now
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def main(argv: Optional[Sequence[str]] = None) -> Path:
-    """Command line of ``tools/generate_synthetic_shapes.py --data-root ... [--seed N] [--force]``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     argument_default=argparse.SUPPRESS)
-    # Options left out take the defaults of ensure_synthetic_shapes.
-    parser.add_argument('--data-root')
-    parser.add_argument('--seed', type=int)
-    parser.add_argument('--num-train', type=int)
-    parser.add_argument('--num-val', type=int)
-    parser.add_argument('--size', type=int, help='image side in px')
-    parser.add_argument('--force', action='store_true', help='regenerate even if up to date')
-    root = ensure_synthetic_shapes(**vars(parser.parse_args(argv)))
-    print(f'synthetic shapes ready in {root}')
-    return root
-
-
-class SynthesizeOnInitMixin:
-    """Mixin for a host dataset class: writes the synthetic shapes into ``data_root`` first.
-
-    Put it before the host class among the bases, e.g.
-    ``class SyntheticShapesCocoDataset(SynthesizeOnInitMixin, CocoDataset)``.
-
-    Args:
-        data_root: dataset folder, passed on to the host class.
-        synthesis: keyword arguments of :func:`ensure_synthetic_shapes` (``seed``, ``num_train``,
-            ``num_val``, ``size``; its defaults where left out), or None to read ``data_root``
-            as it is.
-    """
-
-    def __init__(self, data_root: str = DEFAULT_DATA_ROOT, synthesis: Optional[dict] = dict(),
-                 **kwargs):
-        if synthesis is not None:
-            ensure_synthetic_shapes(data_root, **synthesis)
-        super().__init__(data_root=data_root, **kwargs)

@@ -1,0 +1,33 @@
+"""The command line of tools/generate_synthetic_shapes.py."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+TOOL = Path(__file__).parents[2] / 'tools/generate_synthetic_shapes.py'
+SIZE = 64
+
+
+@pytest.fixture(scope='module')
+def main():
+    """The tool's ``main`` (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location('generate_synthetic_shapes', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_command_line(main, tmp_path, capsys):
+    root = tmp_path / 'shapes'
+    argv = ['--data-root', str(root), '--seed', '3', '--num-train', '2', '--num-val', '1',
+            '--size', str(SIZE)]
+    assert main(argv) == root
+    assert str(root) in capsys.readouterr().out
+    meta = json.loads((root / 'meta.json').read_text())
+    assert (meta['seed'], meta['num_train'], meta['num_val'], meta['size']) == (3, 2, 1, SIZE)
+    inode = root.stat().st_ino
+    main(argv)
+    assert root.stat().st_ino == inode
+    main(argv + ['--force'])
+    assert root.stat().st_ino != inode
