@@ -112,7 +112,7 @@ def uncertain_point_coords_with_randomness(
 
 
 def grid_indices_to_coords(indices: torch.Tensor, height: int, width: int,
-                           align_corners: bool = False) -> torch.Tensor:
+                           align_corners: bool = False, mmseg_rounding: bool = False) -> torch.Tensor:
     """Flat pixel indices to the (x, y) coords of the pixel centres.
 
     Args:
@@ -120,24 +120,33 @@ def grid_indices_to_coords(indices: torch.Tensor, height: int, width: int,
         height: H.
         width: W.
         align_corners: the convention of :func:`point_sample` the coords are for.
+        mmseg_rounding: with ``align_corners=False``, compute the centres as mmseg's
+            ``PointHead.get_points_test`` does, ``0.5 / W + (i mod W) * (1 / W)`` in fp32 with the
+            step rounded first; it differs from the correctly rounded ``((i mod W) + 0.5) / W`` in
+            the last bit at some pixels (22 of 45 columns), which moves the sampled values and can
+            flip near-ties in the top-k of the next subdivision step.
 
     Returns:
         (B, P, 2) coords, ``((i mod W) + 0.5) / W, (i div W + 0.5) / H`` for ``align_corners=False``
         and ``(i mod W) / (W - 1), (i div W) / (H - 1)`` for True (0 for a size of 1);
-        :func:`point_sample` with the same convention returns the map's values there exactly.
+        :func:`point_sample` with the same convention returns the map's values there exactly
+        (up to grid_sample's own rounding; mmseg's rounding adds one more).
     """
     cols = (indices % width).float()
     rows = torch.div(indices, width, rounding_mode='floor').float()
     if align_corners:
         return torch.stack([cols / max(width - 1, 1), rows / max(height - 1, 1)], dim=2)
+    if mmseg_rounding:
+        w_step, h_step = 1.0 / width, 1.0 / height
+        return torch.stack([w_step / 2.0 + cols * w_step, h_step / 2.0 + rows * h_step], dim=2)
     return torch.stack([(cols + 0.5) / width, (rows + 0.5) / height], dim=2)
 
 
 @torch.no_grad()
 def uncertain_point_indices_on_grid(
         logits: torch.Tensor, num_points: int, align_corners: bool = False,
-        uncertainty: Callable[[torch.Tensor], torch.Tensor] = point_uncertainty
-) -> Tuple[torch.Tensor, torch.Tensor]:
+        uncertainty: Callable[[torch.Tensor], torch.Tensor] = point_uncertainty,
+        mmseg_rounding: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Inference points: the ``min(H * W, num_points)`` most uncertain pixels of a logit map.
 
     Args:
@@ -145,6 +154,7 @@ def uncertain_point_indices_on_grid(
         num_points: the requested number of points.
         align_corners: convention of the returned coords, see :func:`grid_indices_to_coords`.
         uncertainty: (B, K, H, W) -> (B, 1, H, W) score, higher is more uncertain.
+        mmseg_rounding: pixel centres rounded as mmseg's, see :func:`grid_indices_to_coords`.
 
     Returns:
         indices: (B, P) flat indices, P = min(H * W, num_points).
@@ -153,7 +163,7 @@ def uncertain_point_indices_on_grid(
     batch_size, _, height, width = logits.shape
     scores = uncertainty(logits).view(batch_size, height * width)
     indices = scores.topk(min(height * width, num_points), dim=1).indices
-    return indices, grid_indices_to_coords(indices, height, width, align_corners)
+    return indices, grid_indices_to_coords(indices, height, width, align_corners, mmseg_rounding)
 
 
 def scatter_point_logits(logits: torch.Tensor, indices: torch.Tensor, point_logits: torch.Tensor,

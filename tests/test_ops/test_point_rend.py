@@ -43,6 +43,18 @@ def test_pixel_centre_coords_reproduce_grid_values():
     torch.testing.assert_close(point_sample(feats, coords), feats.flatten(2), rtol=0, atol=1e-6)
 
 
+def test_mmseg_rounded_pixel_centres():
+    # 0.5 / W + c * fp32(1 / W): within one fp32 rounding of (c + 0.5) / W, and different in the last
+    # bit for 22 of the 45 columns of a 45-wide map (mmseg's PointHead rounds this way).
+    indices = torch.arange(45).unsqueeze(0)
+    exact = grid_indices_to_coords(indices, 1, 45)
+    mmseg = grid_indices_to_coords(indices, 1, 45, mmseg_rounding=True)
+    assert (mmseg != exact).any(dim=2).sum().item() == 22
+    assert ((mmseg - exact).abs() <= torch.finfo(torch.float32).eps).all()
+    corners = grid_indices_to_coords(indices, 1, 45, align_corners=True)
+    assert torch.equal(grid_indices_to_coords(indices, 1, 45, True, mmseg_rounding=True), corners)
+
+
 def test_pixel_centre_coords_with_align_corners():
     feats = torch.randn(1, 2, 4, 6)
     coords = grid_indices_to_coords(torch.arange(24).unsqueeze(0), 4, 6, align_corners=True)

@@ -41,7 +41,8 @@ class PointRendHead(BaseCascadeDecodeHead):
       most uncertain pixels and keeps the upsampled values elsewhere.
 
     Arguments, parameter names, losses (``pointloss_ce``, ``acc_point``) and test-time logits match
-    mmseg's ``PointHead``, so its weights load with ``strict=True``; no ``mmcv.ops`` is needed.
+    mmseg's ``PointHead`` (bit for bit with ``align_corners=False``: the refined pixels' centres are
+    rounded as mmseg's), so its weights load with ``strict=True``; no ``mmcv.ops`` is needed.
     Unlike mmseg, ``align_corners=True`` is consistent: the refined pixels' coords and the training
     candidates follow it too (mmseg's pixel-centre coords assume False, its default).
 
@@ -174,7 +175,8 @@ class PointRendHead(BaseCascadeDecodeHead):
         for _ in range(steps):
             refined = resize(refined, scale_factor=scale_factor, mode='bilinear',
                              align_corners=self.align_corners)
-            indices, coords = uncertain_point_indices_on_grid(refined, num_points, self.align_corners)
+            indices, coords = uncertain_point_indices_on_grid(refined, num_points, self.align_corners,
+                                                              mmseg_rounding=True)
             refined = scatter_point_logits(  # in place: ``refined`` is resize's new tensor
                 refined, indices, self.point_logits(fine_feats, prev_output, coords), inplace=True)
             all_coords.append(coords)

@@ -77,6 +77,29 @@ def test_inference_parity_when_few_pixels_are_refined():
     assert (out - ref).abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize('size', [(45, 45), (23, 31)])
+def test_refined_pixel_coords_equal_mmseg_bit_for_bit(size):
+    # At these widths (c + 0.5) / W and mmseg's 0.5 / W + c / W differ in the last fp32 bit for
+    # 22 of 45 and 16 of 31 columns; the coords must be mmseg's exactly.
+    logits = torch.randn(2, 5, *size)
+    cfg = ConfigDict(subdivision_num_points=size[0] * size[1])
+    indices, coords = PointHead(**HEAD_KWARGS).get_points_test(logits, calculate_uncertainty, cfg)
+    assert torch.equal(grid_indices_to_coords(indices, *size, mmseg_rounding=True), coords)
+
+
+@pytest.mark.parametrize('size, steps, num_points', [((45, 45), 3, 700), ((23, 31), 4, 300),
+                                                     ((23, 31), 2, 8196)])
+def test_inference_equals_mmseg_point_head_bit_for_bit(size, steps, num_points):
+    ours, theirs = _pair()
+    feats, prev = _inputs(size=size)
+    cfg = ConfigDict(TEST_CFG, subdivision_steps=steps, subdivision_num_points=num_points)
+    metas = [dict(img_shape=(size[0] * 2**steps, size[1] * 2**steps))] * 2
+    with torch.no_grad():
+        out = ours.eval().predict(feats, prev, metas, cfg)
+        ref = theirs.eval().predict(feats, prev, metas, cfg)
+    assert torch.equal(out, ref)
+
+
 def test_training_points_match_mmseg_point_head():
     _, prev = _inputs()
     mmseg_head = PointHead(**HEAD_KWARGS)
@@ -128,7 +151,7 @@ def test_enough_points_refine_every_pixel():
     feats, prev = _inputs(size=(6, 7))
     with torch.no_grad():
         refined, coords = head.subdivide(feats, prev, dict(TEST_CFG, subdivision_steps=1))
-        everywhere = grid_indices_to_coords(torch.arange(12 * 14).expand(2, -1), 12, 14)
+        everywhere = grid_indices_to_coords(torch.arange(12 * 14).expand(2, -1), 12, 14, mmseg_rounding=True)
         mlp = head.point_logits(head._transform_inputs(feats), prev, everywhere)
     assert refined.shape == (2, 5, 12, 14) and coords[0].shape == (2, 168, 2)
     torch.testing.assert_close(refined.flatten(2), mlp, rtol=0, atol=1e-6)
