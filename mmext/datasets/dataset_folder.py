@@ -8,7 +8,8 @@
     <data_root>/meta.json                               generator version and parameters
 
 and :func:`ensure_synthetic_shapes` does so once per folder, safely under concurrent callers (every
-rank of a distributed run calls it).
+rank of a distributed run calls it). A folder holds one parameter set: asking it for another is an
+error, never a silent replacement (see :func:`ensure_synthetic_shapes`).
 """
 import json
 import os
@@ -138,9 +139,32 @@ def _installed_parameters(data_root) -> Optional[dict]:
     return {key: meta.get(key) for key in dataset_parameters(0, 0, 0, 0)}
 
 
+def _describe(parameters: dict) -> str:
+    """``seed=0, num_train=200, num_val=50, size=128``: the parameters a user chooses."""
+    return ', '.join(f'{key}={value}' for key, value in parameters.items()
+                     if key != 'generator_version')
+
+
 def _is_installed(root: Path, parameters: dict) -> bool:
-    """Whether ``root`` holds the complete dataset of ``parameters``."""
-    return _installed_parameters(root) == parameters
+    """Whether ``root`` holds the complete dataset of ``parameters``.
+
+    Raises:
+        FileExistsError: ``root`` holds this generator version's dataset of other parameters. Such
+            a folder is refused rather than replaced, because another config (say, a test's tiny
+            set over ``make train``'s) would otherwise swap the data under every other user of the
+            folder. A folder of another generator version is no dataset this code can produce, so
+            it is replaced: that is what the version is for.
+    """
+    installed = _installed_parameters(root)
+    if installed == parameters:
+        return True
+    if installed is not None and installed['generator_version'] == GENERATOR_VERSION:
+        raise FileExistsError(
+            f'{root} holds the synthetic shapes dataset of {_describe(installed)}, not of '
+            f'{_describe(parameters)}; refusing to replace it. Give each parameter set its own '
+            'data_root, or replace this one on purpose with force=True '
+            '(tools/generate_synthetic_shapes.py --force).')
+    return False
 
 
 # Every file that write_dataset writes, relative to data_root.
@@ -170,15 +194,18 @@ def ensure_synthetic_shapes(data_root=DEFAULT_DATA_ROOT, seed: int = 0, num_trai
                             num_val: int = 50, size: int = 128, force: bool = False) -> Path:
     """Make sure ``data_root`` holds the synthetic shapes dataset for these parameters.
 
-    Returns at once when ``meta.json`` matches. Otherwise the data are written into a temporary
-    sibling folder and renamed into place, so that readers only ever see complete folders and
-    concurrent callers (e.g. the ranks of a distributed run) neither collide nor corrupt each other;
-    an outdated or partial folder is replaced, a folder holding anything else is refused.
+    Returns at once when ``meta.json`` matches. A folder holding this generator's dataset of other
+    parameters is refused (FileExistsError naming both parameter sets and the folder, the folder
+    left as it was) unless ``force``. Otherwise the data are written into a temporary sibling
+    folder and renamed into place, so that readers only ever see complete folders and concurrent
+    callers (e.g. the ranks of a distributed run) neither collide nor corrupt each other; a partial
+    folder or one of another generator version is replaced, a folder holding anything else is
+    refused.
 
     Args:
         data_root: dataset folder.
         seed, num_train, num_val, size: see :func:`write_dataset`.
-        force: regenerate even when the existing folder matches.
+        force: regenerate even when the existing folder matches or holds other parameters.
 
     Returns:
         ``data_root`` as a Path.
@@ -201,7 +228,8 @@ def ensure_synthetic_shapes(data_root=DEFAULT_DATA_ROOT, seed: int = 0, num_trai
             except OSError:
                 if not root.exists():
                     raise
-            if not force and _is_installed(root, parameters):  # a concurrent caller finished first
+            # A concurrent caller may have installed a folder since the check above.
+            if not force and _is_installed(root, parameters):
                 return root
             _discard(root)
             force = False  # what existed before this call is gone; keep what others install now

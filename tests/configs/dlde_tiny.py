@@ -8,11 +8,16 @@ model = dict(
     bbox_head=dict(in_channels=16, feat_channels=16, stacked_convs=1, embedding_size=8,
                    means_update='manual'))
 custom_hooks = [dict(type='NumClassCheckHook'), dict(type='DLDEMeansHook', interval=2, init_pass=True)]
+# Its own folder, not the full configs' data/synthetic_shapes/: a folder holds one parameter set.
+data_root = 'data/synthetic_shapes_tiny/'
 synthesis = dict(seed=0, num_train=8, num_val=4, size=64)
-train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(synthesis=synthesis))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(synthesis=synthesis))
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, synthesis=synthesis))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, synthesis=synthesis))
 test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+test_evaluator = val_evaluator
 max_iters = 4
 param_scheduler = [dict(type='LinearLR', start_factor=1.0, begin=0, end=max_iters, by_epoch=False)]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

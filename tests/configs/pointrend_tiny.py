@@ -11,10 +11,13 @@ model = dict(
     ],
     train_cfg=dict(num_points=256),
     test_cfg=dict(subdivision_num_points=512))
+# Its own folder, not the full configs' data/synthetic_shapes: a folder holds one parameter set.
+data_root = 'data/synthetic_shapes_tiny'
 synthesis = dict(seed=0, num_train=8, num_val=4, size=64)
-train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(synthesis=synthesis))
-val_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(synthesis=synthesis))
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root, synthesis=synthesis))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root, synthesis=synthesis))
 test_dataloader = val_dataloader
 max_iters = 4
 param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max_iters, by_epoch=False)]

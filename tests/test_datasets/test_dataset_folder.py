@@ -10,7 +10,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.datasets.transforms import LoadAnnotations as LoadSegMap
 from pycocotools import mask as mask_util
 
-from mmext.datasets.dataset_folder import ensure_synthetic_shapes, render_dataset_scene, write_dataset
+from mmext.datasets.dataset_folder import (GENERATOR_VERSION, ensure_synthetic_shapes,
+                                           render_dataset_scene, write_dataset)
 from mmext.datasets.shape_scenes import CLASSES
 
 SEED, SIZE, NUM_TRAIN, NUM_VAL = 0, 64, 6, 2
@@ -104,23 +105,57 @@ def test_stock_mmdet_dataset_reads_the_folder(data_root):
     assert (x1, y1, x2, y2) == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
 
 
-def test_ensure_reuses_a_matching_folder_and_regenerates_otherwise(tmp_path):
-    root = tmp_path / 'shapes'
-    params = dict(num_train=2, num_val=1, size=SIZE)
-    assert ensure_synthetic_shapes(root, seed=0, **params) == root
-    written = (root / 'meta.json').stat().st_mtime_ns
-    ensure_synthetic_shapes(root, seed=0, **params)
-    assert (root / 'meta.json').stat().st_mtime_ns == written
-    first = read_rgb(root / 'img_dir' / 'train' / '00000.png')
+def files(root):
+    """Every file under ``root`` with its bytes."""
+    return {path.relative_to(root).as_posix(): path.read_bytes()
+            for path in root.rglob('*') if path.is_file()}
 
-    ensure_synthetic_shapes(root, seed=1, **params)
-    assert json.loads((root / 'meta.json').read_text())['seed'] == 1
-    np.testing.assert_array_equal(read_rgb(root / 'img_dir' / 'train' / '00000.png'),
-                                  scene(seed=1)[0])
-    assert not np.array_equal(read_rgb(root / 'img_dir' / 'train' / '00000.png'), first)
+
+PARAMS = dict(seed=0, num_train=2, num_val=1, size=SIZE)
+
+
+def test_ensure_reuses_a_matching_folder(tmp_path):
+    root = tmp_path / 'shapes'
+    assert ensure_synthetic_shapes(root, **PARAMS) == root
+    written = (root / 'meta.json').stat().st_mtime_ns
+    assert ensure_synthetic_shapes(root, **PARAMS) == root
+    assert (root / 'meta.json').stat().st_mtime_ns == written
     assert [p.name for p in tmp_path.iterdir()] == ['shapes']  # no staging or stale folders left
     (tmp_path / 'probe').mkdir()
     assert root.stat().st_mode == (tmp_path / 'probe').stat().st_mode  # as readable as any folder
+
+
+@pytest.mark.parametrize('other', [dict(seed=1), dict(num_train=3), dict(num_val=2), dict(size=32)])
+def test_ensure_refuses_other_parameters_naming_both_and_keeps_the_folder(tmp_path, other):
+    root = tmp_path / 'shapes'
+    ensure_synthetic_shapes(root, **PARAMS)
+    before = files(root)
+    with pytest.raises(FileExistsError) as error:
+        ensure_synthetic_shapes(root, **dict(PARAMS, **other))
+    message = str(error.value)
+    assert str(root) in message
+    assert 'seed=0, num_train=2, num_val=1, size=64' in message
+    assert ', '.join(f'{k}={v}' for k, v in dict(PARAMS, **other).items()) in message
+    assert files(root) == before  # byte for byte
+    assert [p.name for p in tmp_path.iterdir()] == ['shapes']
+
+
+def test_force_replaces_other_parameters(tmp_path):
+    root = tmp_path / 'shapes'
+    ensure_synthetic_shapes(root, **PARAMS)
+    ensure_synthetic_shapes(root, **dict(PARAMS, seed=1), force=True)
+    assert json.loads((root / 'meta.json').read_text())['seed'] == 1
+    np.testing.assert_array_equal(read_rgb(root / 'img_dir' / 'train' / '00000.png'), scene(seed=1)[0])
+    assert [p.name for p in tmp_path.iterdir()] == ['shapes']
+
+
+def test_ensure_replaces_a_folder_of_another_generator_version(tmp_path):
+    root = tmp_path / 'shapes'
+    ensure_synthetic_shapes(root, **PARAMS)
+    meta = json.loads((root / 'meta.json').read_text())
+    (root / 'meta.json').write_text(json.dumps(dict(meta, generator_version=GENERATOR_VERSION - 1)))
+    ensure_synthetic_shapes(root, **PARAMS)
+    assert json.loads((root / 'meta.json').read_text()) == meta
 
 
 def test_ensure_replaces_a_partial_folder_but_not_foreign_files(tmp_path):

@@ -31,3 +31,16 @@ def test_command_line(main, tmp_path, capsys):
     assert root.stat().st_ino == inode
     main(argv + ['--force'])
     assert root.stat().st_ino != inode
+
+
+def test_command_line_refuses_other_parameters_naming_both(main, tmp_path, capsys):
+    root = tmp_path / 'shapes'
+    argv = ['--data-root', str(root), '--num-train', '2', '--num-val', '1', '--size', str(SIZE)]
+    main(argv)
+    meta = (root / 'meta.json').read_bytes()
+    with pytest.raises(SystemExit) as stopped:
+        main(argv + ['--seed', '1'])
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err
+    assert str(root) in error and 'seed=0, num_train=2' in error and 'seed=1, num_train=2' in error
+    assert (root / 'meta.json').read_bytes() == meta

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from mmdet.registry import DATASETS as DET_DATASETS
 from mmengine.registry import DefaultScope
 from mmseg.registry import DATASETS as SEG_DATASETS
@@ -32,3 +33,17 @@ def test_registered_datasets_generate_on_first_use(tmp_path):
     labels = [instance['bbox_label'] for instance in det.get_data_info(0)['instances']]
     assert labels == [c - 1 for c, _ in render_dataset_scene(0, 1, 0, SIZE)[2]]
 
+
+
+def test_a_dataset_of_other_parameters_is_refused_not_regenerated(tmp_path):
+    """A tiny test config run over the folder of the full configs' dataset stops, naming both."""
+    root = tmp_path / 'shapes'
+    build = dict(type='SyntheticShapesDataset', data_root=str(root),
+                 data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'), pipeline=[])
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        SEG_DATASETS.build(dict(build, synthesis=dict(num_train=3, num_val=2, size=SIZE)))
+        meta = (root / 'meta.json').read_bytes()
+        with pytest.raises(FileExistsError, match='num_train=3, num_val=2.*num_train=2, num_val=1'):
+            SEG_DATASETS.build(dict(build, synthesis=dict(num_train=2, num_val=1, size=SIZE)))
+        assert (root / 'meta.json').read_bytes() == meta
+        assert len(SEG_DATASETS.build(dict(build, synthesis=None))) == 2  # read as it is

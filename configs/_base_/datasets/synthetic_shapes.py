@@ -1,4 +1,5 @@
 # The embedded dataset (mmext.seg.datasets.SyntheticShapesDataset): generated on first use under data_root.
+# A data_root holds one parameter set (dataset.synthesis): asking it for another is an error.
 dataset_type = 'SyntheticShapesDataset'
 data_root = 'data/synthetic_shapes'
 train_pipeline = [

@@ -1,5 +1,6 @@
 # The embedded dataset's COCO instances (mmext.det.datasets.SyntheticShapesCocoDataset): the same
 # 128 x 128 scenes as synthetic_shapes.py, 5 object classes, generated on first use under data_root.
+# A data_root holds one parameter set (dataset.synthesis): asking it for another is an error.
 dataset_type = 'SyntheticShapesCocoDataset'
 data_root = 'data/synthetic_shapes/'
 train_pipeline = [
