@@ -1,14 +1,16 @@
 """DLDE head: RetinaNet whose classifier compares unit anchor embeddings with tracked class means."""
 import warnings
-from contextlib import contextmanager
-from typing import List, Optional, Sequence
+from typing import List, Sequence
 
 import torch
 import torch.nn as nn
 from mmdet.models.dense_heads import RetinaHead
+from mmdet.models.utils import images_to_levels, multi_apply
 from mmdet.registry import MODELS
+from mmdet.structures.bbox import cat_boxes
 from mmengine import dist
 
+from mmext.ops.checks import check_boxes, check_label_range
 from mmext.ops.directional import (class_embedding_sums, ema_update_means, means_from_sums,
                                    modified_sigmoid_logit, unit_embeddings)
 
@@ -55,20 +57,25 @@ class DLDEHead(RetinaHead):
     Args:
         num_classes (int): number of object classes.
         in_channels (int): channels of the FPN levels.
+        *args: ``RetinaHead``'s further positional arguments, in its order (stacked_convs,
+            conv_cfg, norm_cfg, anchor_generator).
         embedding_size (int): dimension E of the anchor embeddings, >= 2. Default: 256.
         means_update (str): 'batch' or 'manual'. Default: 'batch'.
         means_lr (float): EMA rate of the 'batch' mode, in (0, 1]. Default: 0.1.
         init_weight (float): initial w of every class. Default: 7.0.
         init_bias (float): initial b of every class. Default: -0.5.
+        init_cfg (dict): RetinaHead's without its ``retina_cls`` override (refused, see
+            :func:`_check_init_cfg`): N(0, 0.01) for every conv, biases 0.
         **kwargs: ``RetinaHead`` arguments (stacked_convs, feat_channels, anchor_generator,
             bbox_coder, loss_cls, loss_bbox, train_cfg, test_cfg, ...). ``loss_cls`` must be a
             sigmoid loss (``use_sigmoid=True``).
     """
 
-    def __init__(self, num_classes: int, in_channels: int, embedding_size: int = 256,
+    def __init__(self, num_classes: int, in_channels: int, *args, embedding_size: int = 256,
                  means_update: str = 'batch', means_lr: float = 0.1, init_weight: float = 7.0,
                  init_bias: float = -0.5,
                  init_cfg: dict = dict(type='Normal', layer='Conv2d', std=0.01), **kwargs):
+        _check_init_cfg(init_cfg)
         if means_update not in MEANS_UPDATES:
             raise ValueError(f"DLDEHead: means_update={means_update!r}, expected one of {MEANS_UPDATES}")
         if not 0 < means_lr <= 1:
@@ -78,7 +85,7 @@ class DLDEHead(RetinaHead):
         self.embedding_size = embedding_size
         self.means_update = means_update
         self.means_lr = means_lr
-        super().__init__(num_classes, in_channels, init_cfg=init_cfg, **kwargs)
+        super().__init__(num_classes, in_channels, *args, init_cfg=init_cfg, **kwargs)
         if not self.use_sigmoid_cls:
             raise ValueError('DLDEHead scores every class independently: loss_cls needs use_sigmoid=True')
         self.class_weight = nn.Parameter(torch.full((num_classes,), float(init_weight)))
@@ -87,7 +94,6 @@ class DLDEHead(RetinaHead):
         self.register_buffer('embedding_sums', torch.zeros(num_classes, embedding_size))
         self.means_hook_attached = False  # set by DLDEMeansHook; 'manual' warns once without it
         self._warned_no_hook = False
-        self._tracked_embeddings: Optional[Sequence[torch.Tensor]] = None
 
     def _init_layers(self) -> None:
         super()._init_layers()
@@ -132,30 +138,40 @@ class DLDEHead(RetinaHead):
                 'with_bbox=True) in train_pipeline.')
         return super().loss(x, batch_data_samples)
 
-    @contextmanager
-    def _tracking(self, embedding_maps: Sequence[torch.Tensor]):
-        """Let :meth:`get_targets` update the means from these embeddings within the block."""
-        self._tracked_embeddings = embedding_maps
-        try:
-            yield
-        finally:
-            self._tracked_embeddings = None
-
-    def loss_by_feat(self, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor],
+    def loss_by_feat(self, embedding_maps: List[torch.Tensor], bbox_preds: List[torch.Tensor],
                      batch_gt_instances, batch_img_metas, batch_gt_instances_ignore=None) -> dict:
-        """RetinaHead's losses, with ``cls_scores`` the embedding maps of :meth:`forward`.
+        """RetinaHead's losses of the embedding maps of :meth:`forward`.
 
-        The means are updated inside ``get_targets`` (where mmdet's labels become known), before
-        :meth:`loss_by_feat_single` classifies the embeddings.
+        mmdet's anchor assignment first; then, in training, the mean update from the positive
+        anchors (:meth:`track_means`); then the per-level focal and box losses, on the scores of the
+        updated means.
+
+        Args:
+            embedding_maps: per level (B, A*E, H, W) anchor embeddings.
+            bbox_preds, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore: as
+                ``AnchorHead.loss_by_feat``.
+
+        Returns:
+            dict: per-level lists ``loss_cls`` and ``loss_bbox``.
         """
         if self.means_update == 'manual' and not self.means_hook_attached and not self._warned_no_hook:
             warnings.warn("DLDEHead: means_update='manual' but no DLDEMeansHook is configured, so the "
                           "class means stay zero; add custom_hooks=[dict(type='DLDEMeansHook')].")
             self._warned_no_hook = True
         batch_gt_instances = [self._usable_gt(gt) for gt in batch_gt_instances]
-        with self._tracking(cls_scores):
-            return super().loss_by_feat(cls_scores, bbox_preds, batch_gt_instances, batch_img_metas,
-                                        batch_gt_instances_ignore)
+        anchor_list, valid_flag_list = self.get_anchors(
+            [e.shape[-2:] for e in embedding_maps], batch_img_metas, device=embedding_maps[0].device)
+        labels, label_weights, bbox_targets, bbox_weights, avg_factor = self.get_targets(
+            anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
+            batch_gt_instances_ignore=batch_gt_instances_ignore)
+        if self.training:
+            self.track_means(embedding_maps, labels)
+        level_anchors = images_to_levels([cat_boxes(anchors) for anchors in anchor_list],
+                                         [anchors.size(0) for anchors in anchor_list[0]])
+        losses_cls, losses_bbox = multi_apply(
+            self.loss_by_feat_single, [self.embeddings_to_logits(e) for e in embedding_maps], bbox_preds,
+            level_anchors, labels, label_weights, bbox_targets, bbox_weights, avg_factor=avg_factor)
+        return dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
 
     def _usable_gt(self, gt_instances):
         """Refuse malformed ground truth and drop the boxes of zero width or height.
@@ -165,28 +181,12 @@ class DLDEHead(RetinaHead):
         towards all anchors. Such boxes arise from crops; they carry no object, as in mmdet's
         ``FilterAnnotations``.
         """
-        labels = gt_instances.labels
-        if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):
-            raise ValueError(
-                f'DLDEHead: the ground-truth labels span {int(labels.min())}..{int(labels.max())}, but '
-                f'num_classes={self.num_classes} allows 0..{self.num_classes - 1}; set '
-                'bbox_head.num_classes to the number of classes of the dataset.')
+        check_label_range(gt_instances.labels, self.num_classes, 'DLDEHead',
+                          fix='set bbox_head.num_classes to the number of classes of the dataset')
         boxes = getattr(gt_instances.bboxes, 'tensor', gt_instances.bboxes)
-        if not torch.isfinite(boxes).all():
-            raise ValueError('DLDEHead: NaN or Inf in the ground-truth boxes; check the annotations.')
-        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        if (width < 0).any() or (height < 0).any():
-            raise ValueError('DLDEHead: a ground-truth box has x2 < x1 or y2 < y1; boxes must be '
-                             '(x1, y1, x2, y2), not (x, y, w, h).')
-        keep = (width > 0) & (height > 0)
+        check_boxes(boxes, 'DLDEHead')
+        keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         return gt_instances if bool(keep.all()) else gt_instances[keep]
-
-    def get_targets(self, *args, **kwargs):
-        """mmdet's targets; in training, also the mean update from the positive anchors."""
-        targets = super().get_targets(*args, **kwargs)
-        if self.training and self._tracked_embeddings is not None:
-            self.track_means(self._tracked_embeddings, targets[0])
-        return targets
 
     @torch.no_grad()
     def track_means(self, embedding_maps: Sequence[torch.Tensor], labels: Sequence[torch.Tensor]) -> None:
@@ -213,14 +213,29 @@ class DLDEHead(RetinaHead):
         self.means.copy_(means_from_sums(self.means, self.embedding_sums))
         self.embedding_sums.zero_()
 
-    def loss_by_feat_single(self, cls_score: torch.Tensor, *args, **kwargs):
-        """RetinaHead's per-level losses on the scores of the (just updated) means."""
-        return super().loss_by_feat_single(self.embeddings_to_logits(cls_score), *args, **kwargs)
-
     # -- inference ----------------------------------------------------------------------------------
 
-    def predict_by_feat(self, cls_scores: List[torch.Tensor], bbox_preds: List[torch.Tensor],
+    def predict_by_feat(self, embedding_maps: List[torch.Tensor], bbox_preds: List[torch.Tensor],
                         *args, **kwargs):
         """RetinaHead's post-processing on ``logit(p)``; its sigmoid makes the scores p."""
-        return super().predict_by_feat([self.embeddings_to_logits(e) for e in cls_scores], bbox_preds,
-                                       *args, **kwargs)
+        return super().predict_by_feat([self.embeddings_to_logits(e) for e in embedding_maps],
+                                       bbox_preds, *args, **kwargs)
+
+
+def _check_init_cfg(init_cfg) -> None:
+    """Refuse RetinaHead's ``retina_cls`` override, whose layer DLDEHead replaces.
+
+    Its ``bias_prob`` sets the classification logits' prior, but DLDE's classifier ``retina_emb``
+    outputs embedding directions: a shared bias of -log(99) would point every embedding the same
+    way. DLDE's prior is the modified sigmoid's, p = 0.0302 for every class at the start.
+    """
+    for cfg in init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]:
+        overrides = (cfg or {}).get('override') or []
+        for override in overrides if isinstance(overrides, (list, tuple)) else [overrides]:
+            if override.get('name') == 'retina_cls':
+                raise ValueError(
+                    "DLDEHead: init_cfg overrides 'retina_cls', RetinaHead's classifier, which DLDEHead "
+                    "replaces by the embedding conv 'retina_emb'; bias_prob (a logit prior) does not "
+                    'apply to embeddings. Leave init_cfg out (the default is '
+                    "dict(type='Normal', layer='Conv2d', std=0.01)) or name the embedding conv: "
+                    "override=dict(type='Normal', name='retina_emb', std=0.01).")

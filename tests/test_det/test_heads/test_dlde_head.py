@@ -1,6 +1,9 @@
 """DLDEHead in mmdet's dense-head test style: losses with empty and one ground truth, the scores
 that predict returns, mean tracking, buffers in checkpoints, errors."""
+import inspect
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -188,6 +191,52 @@ def test_gradients_reach_embeddings_weight_and_bias_not_means():
     assert not head.means.requires_grad
 
 
+def _reference_run(means_update):
+    """Three SGD steps on two images: per step the losses, the gradients and the means (or sums)."""
+    head = _head(means_update=means_update, means_lr=0.3).train()
+    head.means_hook_attached = True
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.05, momentum=0.9)
+    feats = tuple(f.requires_grad_() for f in _feats(batch=2))
+    samples = _samples(_gt(*ONE_GT), _gt([[4.0, 4.0, 30.0, 20.0], [30.0, 28.0, 60.0, 62.0]], [0, 3]))
+    steps = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        for f in feats:
+            f.grad = None
+        losses = head.loss(feats, samples)
+        sum(sum(v) for v in losses.values()).backward()
+        steps.append(dict(
+            losses={k: [v.item() for v in vs] for k, vs in losses.items()},
+            grad_norms={n: p.grad.norm().item() for n, p in head.named_parameters()},
+            grads={n: p.grad.flatten().tolist() for n, p in head.named_parameters() if n.startswith('class_')},
+            feat_grad_norms=[f.grad.norm().item() for f in feats],
+            means=head.means.flatten().tolist(), sums=head.embedding_sums.flatten().tolist()))
+        optimizer.step()
+        if means_update == 'manual':
+            head.update_means_from_sums()
+    return steps
+
+
+@pytest.mark.parametrize('means_update', ['batch', 'manual'])
+def test_losses_gradients_and_means_equal_the_recorded_reference(means_update):
+    # dlde_reference.json was recorded by _reference_run from the head before issue 13 moved the mean
+    # update out of get_targets into loss_by_feat (commit 0565050): the refactor changes no number.
+    with open(Path(__file__).with_name('dlde_reference.json')) as f:
+        reference = json.load(f)[means_update]
+    for step, (ours, ref) in enumerate(zip(_reference_run(means_update), reference)):
+        for key in ref:
+            torch.testing.assert_close(ours[key], ref[key], rtol=1e-6, atol=1e-6, msg=f'step {step}: {key}')
+
+
+def test_get_targets_is_mmdets_and_leaves_the_means_alone():
+    # The mean update is a visible step of loss_by_feat; assigning anchors has no side effect.
+    head = _head().train()
+    embeddings, _ = head(_feats())
+    anchors, valid = head.get_anchors([e.shape[-2:] for e in embeddings], [IMG_META], device='cpu')
+    labels = head.get_targets(anchors, valid, [_gt(*ONE_GT)], [IMG_META])[0]
+    assert (torch.cat(labels, 1) == 2).sum() > 0 and head.means.abs().sum() == 0
+
+
 # -- bad input ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('kwargs, match', [
@@ -200,6 +249,39 @@ def test_gradients_reach_embeddings_weight_and_bias_not_means():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         _head(**kwargs)
+
+
+def test_retinahead_positional_arguments_keep_their_places():
+    # RetinaHead's third positional argument is stacked_convs; DLDE's own arguments are keyword-only.
+    params = inspect.signature(DLDEHead).parameters
+    assert [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY] == [
+        'embedding_size', 'means_update', 'means_lr', 'init_weight', 'init_bias', 'init_cfg']
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        head = DLDEHead(4, 8, 2, None, None, dict(type='AnchorGenerator', octave_base_scale=4,
+                                                   scales_per_octave=1, ratios=[1.0], strides=[8]),
+                        feat_channels=8, embedding_size=6)
+    assert head.stacked_convs == 2 and len(head.cls_convs) == len(head.reg_convs) == 2
+    assert head.num_base_priors == 1 and head.embedding_size == 6
+    assert head.retina_emb.out_channels == 6
+
+
+RETINA_INIT_CFG = dict(type='Normal', layer='Conv2d', std=0.01,
+                       override=dict(type='Normal', name='retina_cls', std=0.01, bias_prob=0.01))
+
+
+@pytest.mark.parametrize('init_cfg', [RETINA_INIT_CFG, [RETINA_INIT_CFG],
+                                      dict(RETINA_INIT_CFG, override=[RETINA_INIT_CFG['override']])])
+def test_retinahead_init_cfg_is_refused_with_what_to_write(init_cfg):
+    with pytest.raises(ValueError, match=r"overrides 'retina_cls'.*"
+                                         r"override=dict\(type='Normal', name='retina_emb', std=0.01\)"):
+        _head(init_cfg=init_cfg)
+
+
+def test_the_suggested_init_cfg_initialises_the_embedding_conv():
+    head = _head(init_cfg=dict(type='Normal', layer='Conv2d', std=0.01,
+                               override=dict(type='Normal', name='retina_emb', std=0.01)))
+    assert head.retina_emb.bias.abs().sum() == 0  # no logit prior on the embeddings
+    assert head.retina_emb.weight.std().item() == pytest.approx(0.01, rel=0.1)  # 1296 N(0, 0.01) draws
 
 
 def test_training_without_ground_truth_instances():
