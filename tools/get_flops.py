@@ -8,7 +8,7 @@ included.
 It counts one inference, ``mode='predict'`` (the test-time path, PointRend's subdivision included),
 of random images of ``--shape`` (default: the config's ``data_preprocessor.size``, else 512x1024
 for mmseg and 800x1333 for mmdet), padded as the config's data preprocessor pads them. FLOPs come
-from ``torch.utils.flop_counter`` (:mod:`mmext.utils.flops`): 2 per multiply-accumulate of matmuls
+from ``torch.utils.flop_counter`` (:mod:`mmext.analysis.flops`): 2 per multiply-accumulate of matmuls
 and convolutions; element-wise ops, norms, softmax, interpolation and ``grid_sample`` count 0.
 GMACs (= GFLOPs / 2) is the unit of OpenMMLab's model-zoo tables.
 
@@ -19,15 +19,15 @@ ValueError for every model; and that counter traces ``mode='tensor'``, which Poi
 dense output for (mmseg's PointHead fails with a TypeError, mmext's raises a clear one).
 """
 import argparse
-import json
-from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+import mmengine
 from mmengine.config import Config, DictAction
 
-from mmext.utils import load_analysis_config
-from mmext.utils.flops import count_flops, count_params, flops_per_component, model_components
-from mmext.utils.model_bench import build_model, dummy_batch, predict, preprocess, quiet_logs
+from mmext.analysis import (build_model, count_flops, count_params, flops_per_component, model_components,
+                            predict, preprocess, quiet_logs)
+from mmext.engine import load_analysis_config
+from mmext.testing import dummy_batch
 
 DEFAULT_SHAPES = {'mmseg': (512, 1024), 'mmdet': (800, 1333)}
 
@@ -95,8 +95,7 @@ def main(argv=None) -> Dict[str, Dict[str, Any]]:
     print('FLOPs: torch.utils.flop_counter, 2 per multiply-accumulate of matmuls and convolutions; other '
           'ops count 0.')
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        mmengine.dump(results, args.json, indent=1)
     return results
 
 

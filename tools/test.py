@@ -4,8 +4,7 @@ import argparse
 from mmengine.config import ConfigDict
 
 import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickler)
-from mmext.engine import setup_distributed
-from mmext.utils import add_common_args, build_runner, load_config
+from mmext.engine import add_common_args, build_runner, load_config, setup_distributed
 
 
 def parse_args():

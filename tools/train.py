@@ -5,8 +5,7 @@ import logging
 from mmengine.logging import print_log
 
 import mmext  # noqa: F401  (safe checkpoint loading for --resume / load_from, even without custom_imports)
-from mmext.engine import setup_distributed
-from mmext.utils import add_common_args, build_runner, load_config
+from mmext.engine import add_common_args, build_runner, load_config, setup_distributed
 
 
 def parse_args():

@@ -3,13 +3,15 @@ atomic saving), the one explicit set of mmengine patches, distributed launches w
 that stops a run at the first non-finite input or loss.
 
 Importing this package changes nothing in mmengine; :func:`patch_mmengine` does, and ``mmext`` calls it
-once on import. ``tools/train.py`` and ``tools/test.py`` call :func:`setup_distributed` before building
-the Runner.
+once on import. ``tools/train.py`` and ``tools/test.py`` read their config with :func:`load_config` and
+call :func:`setup_distributed` before :func:`build_runner`.
 """
 from .checkpoint import UnsafeCheckpointError, atomic_write, atomic_write_text, checkpoint_limits
 from .dist import cpu_backend, setup_distributed
 from .finite_check_hook import FiniteCheckHook
 from .patches import patch_mmengine
+from .runner import add_common_args, build_runner, load_analysis_config, load_config
 
 __all__ = ['UnsafeCheckpointError', 'atomic_write', 'atomic_write_text', 'checkpoint_limits', 'cpu_backend',
-           'setup_distributed', 'FiniteCheckHook', 'patch_mmengine']
+           'setup_distributed', 'FiniteCheckHook', 'patch_mmengine', 'add_common_args', 'load_config',
+           'load_analysis_config', 'build_runner']

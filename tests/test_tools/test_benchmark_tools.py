@@ -5,6 +5,7 @@ import argparse
 import importlib.util
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,9 +14,9 @@ import torch.nn as nn
 from mmengine.config import Config
 
 import mmext  # noqa: F401
-from mmext.utils import load_analysis_config
-from mmext.utils.benchmark import peak_memory_bytes, peak_of_allocations, summarize, time_interleaved
-from mmext.utils.flops import count_flops, flops_per_component
+from mmext.analysis import (count_flops, flops_per_component, peak_memory_bytes, peak_of_allocations, summarize,
+                            time_interleaved)
+from mmext.engine import load_analysis_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {name: ROOT / f'tests/configs/{name}_tiny.py' for name in ('ocr', 'pointrend', 'dlde')}
@@ -24,10 +25,15 @@ STOCK_GET_FLOPS = (Path(importlib.util.find_spec('mmseg').origin).parent
 
 
 def _load_tool(path: Path):
-    """Import a script (tools/ is not a package) as a module."""
+    """Import a script (tools/ is not a package) as a module, its folder first on sys.path as when it
+    runs, so that it finds the modules next to it."""
     spec = importlib.util.spec_from_file_location(f'_tool_{path.stem}', path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
     return module
 
 
@@ -152,15 +158,15 @@ def test_get_flops_counts_cascades_and_dlde_per_head(one_thread):
 # -- the benchmarks -----------------------------------------------------------------------------------
 
 def test_builtin_side_of_dlde_is_configs_retinanet_r50():
-    bench = _load_tool(ROOT / 'tools/analysis/benchmark_heads.py')
+    pairs = _load_tool(ROOT / 'tools/benchmarks/head_pairs.py')
     dlde = Config.fromfile(str(ROOT / 'configs/dlde_retinanet_r50.py'))
     retina = Config.fromfile(str(ROOT / 'configs/retinanet_r50.py'))
-    builtin = bench.swap_head(dlde, bench.METHODS['dlde'], 'builtin')
+    builtin = pairs.PAIRS['dlde'].swap_head(dlde, pairs.BUILTIN)
     assert builtin.model.to_dict() == retina.model.to_dict()
 
 
 def test_benchmark_heads_writes_finite_ratios(tmp_path, data_options, one_thread):
-    bench = _load_tool(ROOT / 'tools/analysis/benchmark_heads.py')
+    bench = _load_tool(ROOT / 'tools/benchmarks/benchmark_heads.py')
     result = bench.main([
         '--configs', *[f'{name}={path}' for name, path in TINY.items()], '--sizes', 'embedded', '32x64@2',
         '--pointrend-sizes', '32x32', '64x64', '64x128', '--repeats', '2', '--warmup', '0',
@@ -195,7 +201,14 @@ def test_benchmark_heads_writes_finite_ratios(tmp_path, data_options, one_thread
 
 
 def test_benchmark_inference_times_four_images(data_options, one_thread):
-    tool = _load_tool(ROOT / 'tools/analysis/benchmark_inference.py')
+    tool = _load_tool(ROOT / 'tools/benchmarks/benchmark_inference.py')
     result = tool.main([str(TINY['ocr']), '--warmup', '1', '--cfg-options', *data_options])
     assert result['images'] == 4  # the tiny config's whole test set, fewer than mmseg's 200
     assert _finite_positive(result['images_per_s']) and result['latency_seconds']['n'] == 4
+
+
+def test_every_training_run_of_heads_vs_builtin_names_a_config():
+    pairs = _load_tool(ROOT / 'tools/benchmarks/head_pairs.py')
+    runs = [run for pair in pairs.PAIRS.values() for run in pair.training_runs()]
+    assert len({run.name for run in runs}) == len(runs) == 2 * len(pairs.PAIRS)
+    assert all((ROOT / run.config).is_file() for run in runs)

@@ -19,7 +19,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.runner import load_checkpoint
 
 from mmext.det.heads import DLDEHead
-from mmext.utils import load_analysis_config
+from mmext.engine import load_analysis_config
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402

@@ -19,9 +19,9 @@ from mmseg.apis import init_model
 from mmseg.models.utils import resize
 from mmseg.registry import DATASETS
 
+from mmext.engine import load_analysis_config
 from mmext.seg.heads import Net2VecHead
 from mmext.seg.heads.net2vec_head import encoded_concept_targets
-from mmext.utils import load_analysis_config
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402

@@ -19,8 +19,8 @@ from mmengine.dataset import pseudo_collate
 from mmseg.apis import init_model
 from mmseg.registry import DATASETS
 
+from mmext.engine import load_analysis_config
 from mmext.seg.heads import PointRendHead
-from mmext.utils import load_analysis_config
 
 STEP_COLOURS = [(255, 255, 0), (0, 255, 255), (255, 0, 255), (255, 128, 0)]  # RGB
 

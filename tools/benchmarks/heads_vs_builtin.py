@@ -15,7 +15,7 @@ Each run is a separate ``tools/train.py`` process. For PointRend the final check
 with ``model.test_cfg.subdivision_steps=0``, the coarse FPN prediction of the same model, so that the
 boundary IoU (mBIoU) of the coarse and the refined output can be compared. The table is printed and
 written as JSON to ``work_dirs/benchmarks/<method>_vs_builtin.json``. Run it on an otherwise idle
-machine: times are wall clock.
+machine: times are wall clock. The runs of each method are those of its adapter in ``head_pairs.py``.
 """
 import argparse
 import json
@@ -26,24 +26,10 @@ import sys
 import time
 from pathlib import Path
 
+# Modules next to this script (its folder is sys.path[0] when it runs).
+from head_pairs import PAIRS
+
 ROOT = Path(__file__).resolve().parents[2]
-SEG_METRICS = ('mIoU', 'mBIoU')
-DET_METRICS = ('coco/bbox_mAP', 'coco/bbox_mAP_50')
-# method -> metrics, and per head: (config, --cfg-options)
-METHODS = {
-    'ocr': dict(metrics=SEG_METRICS, heads={
-        'mmext ObjectContextHead': ('configs/ocr_r50.py', ['model.decode_head.1.type=ObjectContextHead']),
-        'mmseg OCRHead': ('configs/ocr_r50.py', ['model.decode_head.1.type=OCRHead'])}),
-    'pointrend': dict(metrics=SEG_METRICS, coarse=True, heads={
-        'mmext PointRendHead': ('configs/pointrend_r50.py', ['model.decode_head.1.type=PointRendHead']),
-        'mmseg PointHead': ('configs/pointrend_r50.py', ['model.decode_head.1.type=PointHead'])}),
-    'dlde': dict(metrics=DET_METRICS, heads={
-        'mmext DLDEHead': ('configs/dlde_retinanet_r50.py', []),
-        'mmdet RetinaHead': ('configs/retinanet_r50.py', [])}),
-    'net2vec': dict(metrics=('IoU.ring', 'mIoU'), heads={
-        'mmext Net2VecHead (IoU-encoded)': ('configs/net2vec_r50.py', []),
-        'mmext Net2VecHead (raw BCE)': ('configs/net2vec_r50_bce.py', [])}),
-}
 
 
 def _run(cmd, log_path):
@@ -76,39 +62,40 @@ def train(config, options, seed, work_dir, metrics):
                 fps=round(1 / final['time'], 1))
 
 
-def test_coarse(config, options, work_dir, metrics):
-    """tools/test.py on the final checkpoint without subdivision: the coarse FPN prediction."""
+def test_coarse(config, options, work_dir, metrics, coarse_options):
+    """tools/test.py on the final checkpoint with ``coarse_options`` (PointRend: no subdivision, the
+    coarse FPN prediction)."""
     checkpoint = max(work_dir.glob('iter_*.pth'), key=lambda p: int(p.stem.split('_')[1]))
     log = work_dir / 'coarse.log'
     _run([sys.executable, 'tools/test.py', config, checkpoint, '--work-dir', work_dir / 'coarse',
-          '--cfg-options', *options, 'model.test_cfg.subdivision_steps=0'], log)
+          '--cfg-options', *options, *coarse_options], log)
     text = log.read_text()
     return {f'coarse_{key}': float(re.findall(rf'\b{key}: ([\d.]+)', text)[-1]) for key in metrics}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('method', choices=sorted(METHODS))
+    parser.add_argument('method', choices=sorted(PAIRS))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--cfg-options', nargs='+', default=[], help='added to every run')
     args = parser.parse_args()
-    method = METHODS[args.method]
+    pair = PAIRS[args.method]
     out = ROOT / 'work_dirs/benchmarks'
     rows = []
     for seed in args.seeds:
-        for name, (config, options) in method['heads'].items():
-            options = [*options, *args.cfg_options]
-            work_dir = out / args.method / f'{"_".join(re.findall(r"[A-Za-z0-9]+", name)[1:])}_seed{seed}'
-            row = dict(head=name, seed=seed, **train(config, options, seed, work_dir, method['metrics']))
-            if method.get('coarse'):
-                row.update(test_coarse(config, options, work_dir, method['metrics']))
+        for run in pair.training_runs():
+            options = [*run.options, *args.cfg_options]
+            work_dir = out / args.method / f'{"_".join(re.findall(r"[A-Za-z0-9]+", run.name)[1:])}_seed{seed}'
+            row = dict(head=run.name, seed=seed, **train(run.config, options, seed, work_dir, pair.metrics))
+            if pair.coarse_test_options:
+                row.update(test_coarse(run.config, options, work_dir, pair.metrics, pair.coarse_test_options))
             rows.append(row)
-            print(f'{name:26s} seed {seed}: ' + '  '.join(f'{k} {v}' for k, v in row.items()
-                                                         if k not in ('head', 'seed')), flush=True)
-    key = method['metrics'][0]
-    for name in method['heads']:
-        values = [r[key] for r in rows if r['head'] == name]
-        print(f'{name:26s} mean {key} {sum(values) / len(values):6.2f} over seeds {args.seeds}: '
+            print(f'{run.name:26s} seed {seed}: ' + '  '.join(f'{k} {v}' for k, v in row.items()
+                                                             if k not in ('head', 'seed')), flush=True)
+    key = pair.metrics[0]
+    for run in pair.training_runs():
+        values = [r[key] for r in rows if r['head'] == run.name]
+        print(f'{run.name:26s} mean {key} {sum(values) / len(values):6.2f} over seeds {args.seeds}: '
               f'{", ".join(f"{v:.2f}" for v in values)}')
     (out / f'{args.method}_vs_builtin.json').write_text(json.dumps(rows, indent=1))
 

@@ -1,6 +1,6 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: the flags of mmseg's and mmdet's tools, config
-loading and runner building. The host library (mmseg or mmdet) is read from the config's
-``default_scope``, so one pair of tools serves segmentation and detection configs."""
+"""What ``tools/train.py``, ``tools/test.py`` and the analysis tools share: the flags of mmseg's and
+mmdet's tools, config loading and runner building. The host library (mmseg or mmdet) is read from the
+config's ``default_scope``, so one pair of tools serves segmentation and detection configs."""
 import argparse
 import os
 import os.path as osp

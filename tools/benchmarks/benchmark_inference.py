@@ -1,6 +1,6 @@
 """Inference speed of an mmseg or mmdet model on its test set, whatever the number of test images.
 
-    .venv/bin/python tools/analysis/benchmark_inference.py CONFIG [CHECKPOINT] [--max-images N] \\
+    .venv/bin/python tools/benchmarks/benchmark_inference.py CONFIG [CHECKPOINT] [--max-images N] \\
         [--warmup 5] [--passes 1] [--device cpu|cuda] [--cfg-options k=v ...] [--out JSON]
 
 Images go one at a time (batch 1) through the test dataloader, in the main process. Each is
@@ -17,15 +17,14 @@ mmseg 1.2.2's ``tools/analysis_tools/benchmark.py`` prints ``nan`` with fewer th
 list of results stays empty and ``np.mean([])`` is nan. This tool times the images there are.
 """
 import argparse
-import json
-from pathlib import Path
 from typing import Any, Dict, Optional
 
+import mmengine
 from mmengine.config import Config, DictAction
 
-from mmext.utils import load_analysis_config
-from mmext.utils.benchmark import environment, summarize, timed_call
-from mmext.utils.model_bench import build_model, iter_batches, predict, preprocess, quiet_logs
+from mmext.analysis import (build_model, environment, iter_batches, predict, preprocess, quiet_logs, summarize,
+                            timed_call)
+from mmext.engine import load_analysis_config
 
 
 def benchmark_inference(cfg: Config, checkpoint: Optional[str] = None, max_images: Optional[int] = None,
@@ -34,7 +33,7 @@ def benchmark_inference(cfg: Config, checkpoint: Optional[str] = None, max_image
 
     Returns:
         dict: ``images`` (per pass), ``images_per_s`` (over all passes), ``images_per_s_per_pass``,
-        ``latency_seconds`` (a :func:`~mmext.utils.benchmark.summarize` of all per-image times),
+        ``latency_seconds`` (a :func:`~mmext.analysis.timing.summarize` of all per-image times),
         and the settings.
     """
     if passes < 1 or warmup < 0:
@@ -88,8 +87,7 @@ def main(argv=None) -> Dict[str, Any]:
           f'{latency["median"] * 1e3:.1f} ms (IQR {latency["iqr"] * 1e3:.1f} ms); per pass: '
           + ', '.join(f'{v:.2f}' for v in result['images_per_s_per_pass']))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=1))
+        mmengine.dump(result, args.out, indent=1)
     return result
 
 
