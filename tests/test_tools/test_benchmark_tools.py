@@ -1,6 +1,7 @@
-"""The benchmark tools on tiny configs: FLOP counting (closed form, per part, cascade models where
-mmseg's get_flops fails), CPU peak memory, interleaved timing, the head benchmark's outputs and the
-inference benchmark with 4 test images. The tools run in this process (no start-up per tool)."""
+"""The benchmark tools on tiny configs: get_flops on cascade models (where mmseg's get_flops fails)
+and DLDE, the head pairs' built-in side, the head benchmark's outputs and the inference benchmark with
+4 test images. The tools run in this process (no start-up per tool); the counters and timers they
+use are tested in tests/test_analysis/."""
 import argparse
 import importlib.util
 import json
@@ -10,12 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.config import Config
 
 import mmext  # noqa: F401
-from mmext.analysis import (count_flops, flops_per_component, peak_memory_bytes, peak_of_allocations, summarize,
-                            time_interleaved)
 from mmext.engine import load_analysis_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,77 +52,6 @@ def one_thread():
 
 def _finite_positive(value) -> bool:
     return isinstance(value, float) and math.isfinite(value) and value > 0
-
-
-# -- counters and timers ------------------------------------------------------------------------------
-
-def test_flops_of_a_1x1_conv_and_a_matmul_are_the_closed_forms():
-    conv = nn.Conv2d(3, 5, kernel_size=1)  # the bias adds nothing in torch's convention
-    _, flops = count_flops(lambda: conv(torch.randn(2, 3, 7, 9)))
-    assert flops == 2 * 2 * 3 * 5 * 7 * 9  # 2 * B * Cin * Cout * H * W
-    _, flops = count_flops(lambda: torch.randn(4, 6) @ torch.randn(6, 8))
-    assert flops == 2 * 4 * 6 * 8
-
-
-class _Cascade(nn.Module):
-    """Calls its second head's forward directly, as mmseg's CascadeEncoderDecoder does."""
-
-    def __init__(self):
-        super().__init__()
-        self.backbone = nn.Conv2d(2, 4, 1)
-        self.heads = nn.ModuleList([nn.Conv2d(4, 3, 1), nn.Linear(3, 5)])
-
-    def forward(self, x):
-        out = self.heads[0](self.backbone(x))
-        return self.heads[1].forward(out.mean((2, 3))) + torch.randn(1, 5) @ torch.randn(5, 5)
-
-
-def test_flops_per_component_counts_direct_method_calls_and_restores_the_methods():
-    model = _Cascade()
-    parts = {'backbone': model.backbone, 'heads.0': model.heads[0], 'heads.1': model.heads[1]}
-    with flops_per_component(parts) as counts:
-        _, total = count_flops(lambda: model(torch.randn(1, 2, 4, 4)))
-    assert counts == {'backbone': 2 * 2 * 4 * 16, 'heads.0': 2 * 4 * 3 * 16, 'heads.1': 2 * 3 * 5}
-    assert total == sum(counts.values()) + 2 * 5 * 5  # the matmul outside every part
-    assert all('forward' not in vars(module) for module in parts.values())
-
-
-def test_cpu_peak_memory_counts_torch_allocations_exactly():
-    def fn():
-        kept = torch.empty(1024, 1024)  # 4 MiB, alive until the end
-        freed = torch.ones(2048, 1024)  # 8 MiB, freed before the end
-        del freed
-        return kept
-
-    assert peak_memory_bytes(fn) == 12 * 2**20
-    assert peak_memory_bytes(lambda: None) == 0
-    # A block allocated in an earlier measurement and freed in this one does not lower its peak
-    # (the profiler reports such frees once it has seen the allocation).
-    older = {}
-    peak_memory_bytes(lambda: older.update(block=torch.empty(1024, 1024)))
-
-    def frees_the_older_block():
-        del older['block']
-        return torch.empty(512, 1024)  # 2 MiB
-
-    assert peak_memory_bytes(frees_the_older_block) == 2 * 2**20
-
-
-def test_peak_of_allocations_follows_addresses():
-    events = [(0, 1, -100), (1, 2, 50), (2, 3, 30), (3, 2, -50), (4, 2, 40), (5, 9, -7)]
-    assert peak_of_allocations(events) == 80  # the free of block 1 (older) and of 9 are ignored
-
-
-def test_time_interleaved_alternates_and_summarize_gives_quartiles():
-    calls = []
-    times = time_interleaved({'a': lambda i: calls.append(('a', i)), 'b': lambda i: calls.append(('b', i))},
-                             repeats=2, warmup=1)
-    assert calls == [('a', -1), ('b', -1), ('a', 0), ('b', 0), ('a', 1), ('b', 1)]
-    assert [len(v) for v in times.values()] == [2, 2]
-    stats = summarize([1.0, 2.0, 3.0, 4.0, 5.0])
-    assert (stats['median'], stats['q1'], stats['q3'], stats['iqr']) == (3.0, 2.0, 4.0, 2.0)
-    with pytest.raises(ValueError, match='repeats >= 1'):
-        time_interleaved({'a': lambda i: None}, repeats=0)
 
 
 # -- get_flops ----------------------------------------------------------------------------------------
