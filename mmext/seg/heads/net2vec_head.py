@@ -4,13 +4,13 @@ hybrid_learning's concept embedding analysis."""
 from typing import List, Optional, Tuple
 
 import torch
-import torch.nn as nn
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 
 from mmext.ops.iou_encoding import intersect_decode, iou_encode, proto_size
 from mmext.ops.net2vec import concept_masks
+from .decode_loss import sum_loss_decode
 from .validation import check_feature_channels, check_label_range
 
 ENCODING_KEYS = ('kernel_size', 'proto_shape', 'smooth')
@@ -111,14 +111,8 @@ class Net2VecHead(BaseDecodeHead):
                             align_corners=self.align_corners)
         if self.out_channels == 1:  # mmseg's binary convention: (N, 1, H, W) logits, (N, H, W) targets
             targets, weight = targets.squeeze(1), weight.squeeze(1)
-        losses_decode = self.loss_decode
-        if not isinstance(losses_decode, nn.ModuleList):
-            losses_decode = [losses_decode]
-        losses = {}
-        for loss_decode in losses_decode:
-            loss = loss_decode(seg_logits, targets, weight=weight, ignore_index=self.ignore_index)
-            losses[loss_decode.loss_name] = losses.get(loss_decode.loss_name, 0) + loss
-        return losses
+        return sum_loss_decode(self.loss_decode, seg_logits, targets, weight=weight,
+                               ignore_index=self.ignore_index)
 
     def predict_by_feat(self, seg_logits: torch.Tensor, batch_img_metas: List[dict]) -> torch.Tensor:
         """Logits of the decoded concept probabilities on the input grid, so that mmseg's

@@ -12,6 +12,7 @@ from mmseg.registry import MODELS
 from mmext.ops.point_rend import (point_labels, point_sample, scatter_point_logits,
                                   uncertain_point_coords_with_randomness,
                                   uncertain_point_indices_on_grid)
+from .decode_loss import sum_loss_decode
 from .validation import check_coarse_logits, check_feature_channels
 
 TRAIN_CFG_KEYS = ('num_points', 'oversample_ratio', 'importance_sample_ratio')
@@ -133,12 +134,11 @@ class PointRendHead(BaseCascadeDecodeHead):
 
     def loss_by_feat(self, point_logits: torch.Tensor, coords: torch.Tensor,
                      batch_data_samples) -> dict:
-        """Cross-entropy of (B, K, P) point logits at (B, P, 2) coords; ignore_index is excluded."""
+        """``loss_decode`` of (B, K, P) point logits at (B, P, 2) coords (same-named terms summed, see
+        :func:`sum_loss_decode`); ignore_index is excluded."""
         labels = point_labels(self._stack_batch_gt(batch_data_samples), coords, self.align_corners)
-        losses_decode = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) \
-            else [self.loss_decode]
-        losses = {'point' + loss.loss_name: loss(point_logits, labels, ignore_index=self.ignore_index)
-                  for loss in losses_decode}
+        losses = sum_loss_decode(self.loss_decode, point_logits, labels, ignore_index=self.ignore_index,
+                                 prefix='point')
         losses['acc_point'] = accuracy(point_logits, labels, ignore_index=self.ignore_index)
         return losses
 

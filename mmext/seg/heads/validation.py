@@ -4,6 +4,8 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from mmext.ops import checks
+
 
 def check_feature_channels(feats: Union[torch.Tensor, Sequence[torch.Tensor]], head) -> None:
     """Raise if the (transformed) backbone features do not have ``head.in_channels`` channels.
@@ -31,13 +33,9 @@ def check_label_range(seg_label: torch.Tensor, head) -> None:
         seg_label: integer labels of any shape.
         head: an mmseg ``BaseDecodeHead``.
     """
-    valid = seg_label[seg_label != head.ignore_index]
-    if valid.numel() and (int(valid.max()) >= head.num_classes or int(valid.min()) < 0):
-        raise ValueError(
-            f'{type(head).__name__}: the ground truth holds label {int(valid.max())} (and '
-            f'min {int(valid.min())}), but num_classes={head.num_classes}; set the heads\' '
-            f'num_classes to the number of classes of the dataset (ignore_index={head.ignore_index} '
-            f'is excluded from this check).')
+    checks.check_label_range(
+        seg_label, head.num_classes, type(head).__name__, ignore_index=head.ignore_index,
+        fix="set the heads' num_classes to the number of classes of the dataset")
 
 
 def check_coarse_logits(prev_output, head, first_stage: str, num_classes: Optional[int] = None) -> None:

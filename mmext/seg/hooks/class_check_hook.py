@@ -5,6 +5,7 @@ from mmengine.model import is_model_wrapper
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import HOOKS
 
+from mmext.ops import check_class_count
 from ..heads.validation import check_label_range
 
 
@@ -20,7 +21,8 @@ class SegClassCheckHook(Hook):
     Before training, validation and testing it compares each head's ``num_classes`` with
     ``len(dataset.metainfo['classes'])``; during training it checks that the labels of every batch
     (except ``ignore_index``) are below ``num_classes``. A mismatch raises ``ValueError`` naming the
-    config key, instead of a silently wrong IoU or an index error inside the loss.
+    config key, instead of a silently wrong IoU or an index error inside the loss
+    (:class:`~mmext.ops.ClassCountError`, also an ``AssertionError`` like mmdet's check).
     """
 
     priority = 'VERY_HIGH'
@@ -34,16 +36,9 @@ class SegClassCheckHook(Hook):
         return self._heads
 
     def _check_dataset(self, runner, dataloader, split):
-        classes = dataloader.dataset.metainfo.get('classes')
-        if classes is None:
-            return
-        for name, head in self._decode_heads(runner):
-            if head.num_classes != len(classes):
-                raise ValueError(
-                    f'model.{name}.num_classes={head.num_classes}, but the {split} dataset '
-                    f'({type(dataloader.dataset).__name__}) has {len(classes)} classes '
-                    f'{tuple(classes)}; set num_classes={len(classes)} in every decode and '
-                    'auxiliary head.')
+        check_class_count([(name, head.num_classes) for name, head in self._decode_heads(runner)],
+                          dataloader.dataset.metainfo.get('classes'), split,
+                          type(dataloader.dataset).__name__, fix='in every decode and auxiliary head')
 
     def before_train(self, runner) -> None:
         self._check_dataset(runner, runner.train_dataloader, 'train')

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
+from mmext.ops.checks import check_label_range
 from mmext.ops.net2vec import concept_masks, net2vec_loss
 
 
@@ -119,9 +120,7 @@ def check_label_map(pred: torch.Tensor, labels: torch.Tensor, ignore_index: int)
     if tuple(labels.shape) != (n, h, w):
         raise ValueError(f'Net2VecLoss: a label map must have shape (N, H, W) = {(n, h, w)} for logits of '
                          f'shape (N, C, H, W) = {tuple(pred.shape)}, got {tuple(labels.shape)}')
-    valid = labels[labels != ignore_index]
-    high = max(c, 2) - 1
-    if valid.numel() and (int(valid.max()) > high or int(valid.min()) < 0):
-        raise ValueError(f'Net2VecLoss: the labels hold {int(valid.max())} (min {int(valid.min())}), but the '
-                         f'logits have {c} channels (num_classes={max(c, 2)}); labels must lie in 0..{high} '
-                         f'or be ignore_index={ignore_index}')
+    # A binary head (C = 1, mmseg's out_channels=1) scores label 1 against label 0.
+    check_label_range(labels, max(c, 2), 'Net2VecLoss', ignore_index=ignore_index,
+                      fix=f"the logits have {c} channels; set the head's num_classes (and out_channels) "
+                      'to the number of classes of the dataset')

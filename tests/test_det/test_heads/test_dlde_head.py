@@ -208,7 +208,8 @@ def _reference_run(means_update):
         steps.append(dict(
             losses={k: [v.item() for v in vs] for k, vs in losses.items()},
             grad_norms={n: p.grad.norm().item() for n, p in head.named_parameters()},
-            grads={n: p.grad.flatten().tolist() for n, p in head.named_parameters() if n.startswith('class_')},
+            grads={n: p.grad.flatten().tolist() for n, p in head.named_parameters()
+                   if n.startswith('class_')},
             feat_grad_norms=[f.grad.norm().item() for f in feats],
             means=head.means.flatten().tolist(), sums=head.embedding_sums.flatten().tolist()))
         optimizer.step()
@@ -282,6 +283,15 @@ def test_the_suggested_init_cfg_initialises_the_embedding_conv():
                                override=dict(type='Normal', name='retina_emb', std=0.01)))
     assert head.retina_emb.bias.abs().sum() == 0  # no logit prior on the embeddings
     assert head.retina_emb.weight.std().item() == pytest.approx(0.01, rel=0.1)  # 1296 N(0, 0.01) draws
+
+
+def test_labels_beyond_num_classes_name_the_key():
+    head = _head().train()
+    with pytest.raises(ValueError) as error:
+        head.loss(_feats(), _samples(_gt([[10.0, 12.0, 42.0, 40.0]] * 2, [2, 4])))
+    assert str(error.value) == (
+        'DLDEHead: the ground truth holds label 4 (labels span 2..4), but num_classes=4 allows 0..3; '
+        'set bbox_head.num_classes to the number of classes of the dataset.')
 
 
 def test_training_without_ground_truth_instances():

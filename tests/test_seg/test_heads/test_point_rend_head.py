@@ -200,6 +200,21 @@ def test_point_loss_closed_form_and_ignore_index():
     assert losses['acc_point'].item() == 100.0
 
 
+def test_point_losses_of_the_same_name_are_summed():
+    # The setup above with two CE terms named loss_ce (weights 1 and 0.5): their sum, as in mmseg's
+    # BaseDecodeHead (mmseg's PointHead would keep only the last, 0.5 x).
+    ce = dict(type='CrossEntropyLoss', avg_non_ignore=True)
+    head = PointRendHead(**HEAD_KWARGS, loss_decode=[ce, dict(ce, loss_weight=0.5)])
+    b = 1.5
+    with torch.no_grad():
+        head.fc_seg.weight.zero_()
+        head.fc_seg.bias.copy_(torch.tensor([0, b, 0, 0, 0]))
+    feats, prev = _inputs()
+    losses = head.loss(feats, prev, _samples(torch.ones(2, 11, 13, dtype=torch.long)), TRAIN_CFG)
+    assert set(losses) == {'pointloss_ce', 'acc_point'}
+    torch.testing.assert_close(losses['pointloss_ce'], torch.tensor(1.5 * math.log(1 + 4 * math.exp(-b))))
+
+
 def test_point_loss_of_all_ignored_labels_is_zero():
     head = PointRendHead(**HEAD_KWARGS)
     feats, prev = _inputs()

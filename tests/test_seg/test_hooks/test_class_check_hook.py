@@ -39,3 +39,11 @@ def test_dataset_class_count_mismatch_is_refused():
     runner.val_dataloader = SimpleNamespace(dataset=SimpleNamespace(metainfo=dict(classes='abc')))
     with pytest.raises(ValueError, match=r'model\.decode_head\.num_classes=4.*3 classes'):
         SegClassCheckHook().before_val(runner)
+
+
+def test_mismatch_error_is_also_mmdets_assertion_error():
+    runner = _runner(num_classes=4)
+    runner.test_dataloader = SimpleNamespace(dataset=SimpleNamespace(metainfo=dict(classes=('a', 'b'))))
+    with pytest.raises(AssertionError, match=r"model\.decode_head\.num_classes=4, but the test dataset "
+                                             r"\(SimpleNamespace\) has 2 classes \('a', 'b'\)"):
+        SegClassCheckHook().before_test(runner)

@@ -1,0 +1,49 @@
+"""DetClassCheckHook: a head whose num_classes differs from the dataset's is refused before every
+training, validation and testing epoch, with the config key named; the RPN's single class is not
+compared."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import mmext  # noqa: F401  (registers mmdet's and mmext's modules)
+from mmext.det.hooks import DetClassCheckHook
+from mmext.ops import ClassCountError
+
+
+def _head(num_classes):
+    head = torch.nn.Module()
+    head.num_classes = num_classes
+    return head
+
+
+def _runner(bbox_classes=3, roi_classes=3, classes=('a', 'b', 'c')):
+    model = torch.nn.Module()
+    model.rpn_head = _head(1)  # objectness: never the dataset's classes
+    model.roi_head = torch.nn.Module()
+    model.roi_head.bbox_head = _head(roi_classes)
+    model.bbox_head = _head(bbox_classes)
+    loader = SimpleNamespace(dataset=SimpleNamespace(metainfo=dict(classes=classes)))
+    return SimpleNamespace(model=model, train_dataloader=loader, val_dataloader=loader,
+                           test_dataloader=loader)
+
+
+def test_matching_heads_pass_and_the_rpn_is_not_compared():
+    runner = _runner()
+    hook = DetClassCheckHook()
+    hook.before_train_epoch(runner), hook.before_val_epoch(runner), hook.before_test_epoch(runner)
+
+
+def test_undeclared_classes_are_not_checked():
+    DetClassCheckHook().before_test_epoch(_runner(bbox_classes=5, classes=None))
+
+
+@pytest.mark.parametrize('stage, split', [('before_train_epoch', 'train'), ('before_val_epoch', 'val'),
+                                          ('before_test_epoch', 'test')])
+def test_mismatch_names_the_key_before_every_stage(stage, split):
+    with pytest.raises(ClassCountError) as error:
+        getattr(DetClassCheckHook(), stage)(_runner(roi_classes=5))
+    assert str(error.value) == (
+        f"model.roi_head.bbox_head.num_classes=5, but the {split} dataset (SimpleNamespace) has 3 classes "
+        "('a', 'b', 'c'); set num_classes=3 in every head of the detector.")
+    assert isinstance(error.value, AssertionError)  # what mmdet's NumClassCheckHook raises
