@@ -55,10 +55,11 @@ def check_label_range(labels: torch.Tensor, num_classes: int, owner: str, fix: s
         return
     low, high = int(valid.min()), int(valid.max())
     if low < 0 or high >= num_classes:
-        excluded = '' if ignore_index is None else f', ignore_index={ignore_index} excluded'
+        excluded = '' if ignore_index is None else f' (without ignore_index={ignore_index})'
         raise ValueError(
-            f'{owner}: the ground truth holds label {high if high >= num_classes else low} (labels span '
-            f'{low}..{high}{excluded}), but num_classes={num_classes} allows 0..{num_classes - 1}; {fix}.')
+            f'{owner}: the ground-truth label {high if high >= num_classes else low} is out of range: '
+            f'labels span {low}..{high}{excluded}, but num_classes={num_classes} allows '
+            f'0..{num_classes - 1}; {fix}.')
 
 
 def check_boxes(boxes: torch.Tensor, owner: str) -> None:

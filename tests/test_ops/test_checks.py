@@ -12,12 +12,12 @@ def test_labels_within_range_and_ignore_index_pass():
 
 
 @pytest.mark.parametrize('labels, ignore_index, message', [
-    ([0, 4, 255], 255, 'Head: the ground truth holds label 4 (labels span 0..4, ignore_index=255 excluded), '
-                       'but num_classes=4 allows 0..3; set num_classes.'),
-    ([-1, 2], None, 'Head: the ground truth holds label -1 (labels span -1..2), but num_classes=4 '
+    ([0, 4, 255], 255, 'Head: the ground-truth label 4 is out of range: labels span 0..4 (without '
+                       'ignore_index=255), but num_classes=4 allows 0..3; set num_classes.'),
+    ([-1, 2], None, 'Head: the ground-truth label -1 is out of range: labels span -1..2, but num_classes=4 '
                     'allows 0..3; set num_classes.'),
-    ([3, 255], None, 'Head: the ground truth holds label 255 (labels span 3..255), but num_classes=4 allows '
-                     '0..3; set num_classes.'),
+    ([3, 255], None, 'Head: the ground-truth label 255 is out of range: labels span 3..255, but '
+                     'num_classes=4 allows 0..3; set num_classes.'),
 ])
 def test_label_out_of_range_message(labels, ignore_index, message):
     with pytest.raises(ValueError) as error:

@@ -290,8 +290,8 @@ def test_labels_beyond_num_classes_name_the_key():
     with pytest.raises(ValueError) as error:
         head.loss(_feats(), _samples(_gt([[10.0, 12.0, 42.0, 40.0]] * 2, [2, 4])))
     assert str(error.value) == (
-        'DLDEHead: the ground truth holds label 4 (labels span 2..4), but num_classes=4 allows 0..3; '
-        'set bbox_head.num_classes to the number of classes of the dataset.')
+        'DLDEHead: the ground-truth label 4 is out of range: labels span 2..4, but num_classes=4 allows '
+        '0..3; set bbox_head.num_classes to the number of classes of the dataset.')
 
 
 def test_training_without_ground_truth_instances():
