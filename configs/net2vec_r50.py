@@ -11,7 +11,7 @@
 # plain-BCE probe on raw masks, the baseline: configs/net2vec_r50_bce.py.
 _base_ = [
     '_base_/models/net2vec_r50-d8.py', '_base_/datasets/synthetic_shapes.py',
-    '_base_/default_runtime.py', '_base_/schedules/adamw_640it_cpu.py'
+    '_base_/seg_runtime.py', '_base_/schedules/adamw_640it_cpu.py'
 ]
 concept = 'ring'
 backbone_checkpoint = 'work_dirs/ocr_r50/iter_640.pth'

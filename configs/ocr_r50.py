@@ -2,7 +2,7 @@
 # mmseg's built-in head on the same everything: --cfg-options model.decode_head.1.type=OCRHead
 _base_ = [
     '_base_/models/ocrnet_r50-d8.py', '_base_/datasets/synthetic_shapes.py',
-    '_base_/default_runtime.py', '_base_/schedules/adamw_640it_cpu.py'
+    '_base_/seg_runtime.py', '_base_/schedules/adamw_640it_cpu.py'
 ]
 norm_cfg = dict(type='BN', requires_grad=True)
 num_classes = 6  # background + the 5 shapes of SyntheticShapesDataset

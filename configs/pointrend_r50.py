@@ -3,7 +3,7 @@
 # The coarse FPN prediction of the same model: --cfg-options model.test_cfg.subdivision_steps=0
 _base_ = [
     '_base_/models/pointrend_r50.py', '_base_/datasets/synthetic_shapes.py',
-    '_base_/default_runtime.py', '_base_/schedules/adamw_640it_cpu.py'
+    '_base_/seg_runtime.py', '_base_/schedules/adamw_640it_cpu.py'
 ]
 norm_cfg = dict(type='BN', requires_grad=True)
 num_classes = 6  # background + the 5 shapes of SyntheticShapesDataset

@@ -1,7 +1,7 @@
 # Full recipe: mmseg's ocrnet_hr18_4xb4-80k_ade20k-512x512.py with mmext's head.
 _base_ = [
     '../_base_/models/ocrnet_hr18.py', 'mmseg::_base_/datasets/ade20k.py',
-    '../_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_80k.py'
+    '../_base_/seg_runtime.py', 'mmseg::_base_/schedules/schedule_80k.py'
 ]
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)

@@ -2,7 +2,7 @@
 # settings: SyncBN, ImageNet-pretrained ResNetV1c-50, 4 GPUs x 4 images, 160k iterations).
 _base_ = [
     '../_base_/models/pointrend_r50.py', 'mmseg::_base_/datasets/ade20k.py',
-    '../_base_/default_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py'
+    '../_base_/seg_runtime.py', 'mmseg::_base_/schedules/schedule_160k.py'
 ]
 crop_size = (512, 512)
 data_preprocessor = dict(size=crop_size)

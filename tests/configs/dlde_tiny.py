@@ -7,7 +7,8 @@ model = dict(
     neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
     bbox_head=dict(in_channels=16, feat_channels=16, stacked_convs=1, embedding_size=8,
                    means_update='manual'))
-custom_hooks = [dict(type='NumClassCheckHook'), dict(type='DLDEMeansHook', interval=2, init_pass=True)]
+custom_hooks = [dict(type='DetClassCheckHook'), dict(type='FiniteCheckHook'),
+                dict(type='DLDEMeansHook', interval=2, init_pass=True)]
 # Its own folder, not the full configs' data/synthetic_shapes/: a folder holds one parameter set.
 data_root = 'data/synthetic_shapes_tiny/'
 synthesis = dict(seed=0, num_train=8, num_val=4, size=64)

@@ -1,4 +1,4 @@
-"""DLDE directional classification against closed forms (algorithms.md §3.2)."""
+"""DLDE directional classification against closed forms (the formulas: docs/dlde.md)."""
 import math
 
 import pytest

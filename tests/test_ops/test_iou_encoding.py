@@ -1,4 +1,4 @@
-"""IoU mask encoding and intersect decoding against closed forms (algorithms.md §2, §7)."""
+"""IoU mask encoding and intersect decoding against closed forms (the formulas: docs/net2vec.md)."""
 import pytest
 import torch
 

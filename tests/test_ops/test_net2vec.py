@@ -1,4 +1,4 @@
-"""The Net2Vec loss against closed forms (algorithms.md §1.2, §7)."""
+"""The Net2Vec loss against closed forms (the formula: docs/net2vec.md)."""
 import pytest
 import torch
 

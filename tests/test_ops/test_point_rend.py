@@ -1,4 +1,4 @@
-"""PointRend point primitives against closed forms (algorithms.md §7, items 26-32)."""
+"""PointRend point primitives against closed forms (the method: docs/point_rend.md)."""
 import pytest
 import torch
 
