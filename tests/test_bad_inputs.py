@@ -219,7 +219,7 @@ def test_channel_mismatch(case, error, match):
     ({'model.decode_head.0.num_classes': 5}, r'model\.decode_head\.0\.num_classes=5, but the train'),
 ], ids=['both-heads', 'first-stage-only'])
 def test_seg_num_classes_mismatch_refused_before_training(data_root, tmp_path, options, match):
-    runner = _runner('ocr_tiny', data_root, tmp_path, options, runtime='default_runtime')
+    runner = _runner('ocr_tiny', data_root, tmp_path, options, runtime='seg_runtime')
     with pytest.raises(ValueError, match=match):
         runner.train()
     assert not runner.optim_wrapper.optimizer.state  # no step was taken
@@ -229,7 +229,7 @@ def test_seg_num_classes_mismatch_refused_before_training(data_root, tmp_path, o
 def test_seg_num_classes_mismatch_refused_before_evaluation(data_root, tmp_path, mode):
     runner = _runner('pointrend_tiny', data_root, tmp_path,
                      {'model.decode_head.0.num_classes': 7, 'model.decode_head.1.num_classes': 7},
-                     runtime='default_runtime')
+                     runtime='seg_runtime')
     with pytest.raises(ValueError, match=rf'num_classes=7, but the {mode} dataset .* has 6 classes'):
         getattr(runner, mode)()
 
@@ -417,7 +417,7 @@ def _train_pipeline_with(cfg_name, step):
 def test_non_finite_image_stops_training_before_the_weights(data_root, tmp_path, poison_transforms, value):
     pipeline = _train_pipeline_with('ocr_tiny', dict(type='PoisonImage', value=value))
     runner = _runner('ocr_tiny', data_root, tmp_path, {'train_dataloader.dataset.pipeline': pipeline},
-                     runtime='default_runtime')
+                     runtime='seg_runtime')
     with pytest.raises(ValueError, match=r'NaN or Inf in the model input of .*img_dir/train/.*\.png'):
         runner.train()
     assert not runner.optim_wrapper.optimizer.state and _all_finite(runner.model)
@@ -425,7 +425,7 @@ def test_non_finite_image_stops_training_before_the_weights(data_root, tmp_path,
 
 def test_zero_std_in_the_data_preprocessor_is_refused(data_root, tmp_path):
     runner = _runner('ocr_tiny', data_root, tmp_path, {'model.data_preprocessor.std': [58.4, 0.0, 57.4]},
-                     runtime='default_runtime')
+                     runtime='seg_runtime')
     with pytest.raises(ValueError, match=r'NaN or Inf in the model input.*std of 0'):
         runner.train()
     assert not runner.optim_wrapper.optimizer.state and _all_finite(runner.model)
@@ -434,7 +434,7 @@ def test_zero_std_in_the_data_preprocessor_is_refused(data_root, tmp_path):
 def test_non_finite_image_is_refused_at_test_time(data_root, tmp_path, poison_transforms):
     pipeline = _train_pipeline_with('ocr_tiny', dict(type='PoisonImage', value=NAN))
     runner = _runner('ocr_tiny', data_root, tmp_path, {'test_dataloader.dataset.pipeline': pipeline},
-                     runtime='default_runtime')
+                     runtime='seg_runtime')
     with pytest.raises(ValueError, match=r'NaN or Inf in the model input of .*img_dir/val/'):
         runner.test()
 
@@ -451,7 +451,7 @@ def test_non_finite_box_stops_training_before_the_weights(data_root, tmp_path, p
 
 def test_nan_loss_from_finite_inputs_stops_before_the_backward(data_root, tmp_path):
     runner = _runner('ocr_tiny', data_root, tmp_path, {'model.decode_head.1.loss_decode.loss_weight': NAN},
-                     runtime='default_runtime')
+                     runtime='seg_runtime')
     with pytest.raises(ValueError, match=r'decode_1\.loss_ce = nan at iteration 1'):
         runner.train()
     assert not runner.optim_wrapper.optimizer.state and _all_finite(runner.model)
@@ -473,7 +473,7 @@ def test_every_mmext_config_checks_for_non_finite_values(config):
 
 def test_finite_run_passes_the_checks(data_root, tmp_path):
     runner = _runner('ocr_tiny', data_root, tmp_path,
-                     {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 10}, runtime='default_runtime')
+                     {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 10}, runtime='seg_runtime')
     runner.train()
     assert runner.iter == 1 and _all_finite(runner.model)
     assert not runner.model.data_preprocessor._forward_hooks  # removed after the run
