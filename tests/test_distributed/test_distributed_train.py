@@ -12,7 +12,7 @@ launched by torchrun itself or through tools/dist_train.sh (train.py), or as Slu
   both ranks, while the BN running statistics differ (the checkpoint holds rank 0's). DLDE's class means
   are all-reduced: identical on both ranks.
 
-The ``*_dist.py`` configs add RankProbeHook (probe/mmext_dist_probe.py), which writes every rank's
+The ``*_dist.py`` configs add RankProbeHook (tests/scripts/mmext_dist_probe.py), which writes every rank's
 losses and final state: mmengine logs and saves rank 0's only.
 """
 import json
@@ -33,7 +33,7 @@ import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickl
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / 'tests/configs'
-PROBE = Path(__file__).parent / 'probe'
+PROBE = ROOT / 'tests/scripts'  # mmext_dist_probe.py, which the *_dist.py configs import
 TRAIN, TEST = ROOT / 'tools/train.py', ROOT / 'tools/test.py'
 
 

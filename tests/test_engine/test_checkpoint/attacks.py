@@ -2,7 +2,7 @@
 
 Each writes a file to ``path`` and returns it as a string. Code-running files create ``marker`` if
 anything in them runs; the denial-of-service ones are small files that ask the allowed functions for
-gigabytes or for endless hashing. Used by test_security.py and by scripts/load_attack.py.
+gigabytes or for endless hashing. Used by test_security.py, test_load.py and tests/scripts/load_attack.py.
 """
 import os
 import pickle

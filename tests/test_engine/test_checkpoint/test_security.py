@@ -40,7 +40,7 @@ from mmext.engine.checkpoint.load import sha256_of
 from mmext.engine.checkpoint.stored_config import _fromstring
 
 ROOT = Path(__file__).resolve().parents[3]
-LOAD_ATTACK = Path(__file__).parent / 'scripts' / 'load_attack.py'
+LOAD_ATTACK = ROOT / 'tests/scripts/load_attack.py'
 CONFIGS = {'seg': ROOT / 'tests/configs/ocr_tiny.py', 'det': ROOT / 'tests/configs/dlde_tiny.py'}
 # Hub names whose cached files an attacker would poison: the ImageNet backbone of the embedded and
 # Cityscapes recipes, the one the R101 full recipes load, and an mmcls one.

@@ -28,9 +28,9 @@ from mmengine.runner.checkpoint import _load_checkpoint
 import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickler)
 from mmext.engine import atomic_write, patch_mmengine
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = ROOT / 'tests/configs/ocr_tiny.py'
-CRASH = Path(__file__).parent / 'scripts/crash_train.py'
+CRASH = ROOT / 'tests/scripts/crash_train.py'
 OPTIONS = ['train_cfg.max_iters=6', 'train_cfg.val_interval=6', 'default_hooks.checkpoint.max_keep_ckpts=1',
            'model.decode_head.0.dropout_ratio=0', 'model.decode_head.1.dropout_ratio=0']
 
@@ -78,11 +78,6 @@ def _losses(records):
 def _metrics(records):
     (val,) = [r for r in records if 'mIoU' in r]
     return val['mIoU'], val['mBIoU']
-
-
-@pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
-    return tmp_path_factory.mktemp('crash') / 'data'
 
 
 @pytest.fixture(scope='module')

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-WORKER = Path(__file__).parent / 'scripts/dlde_ddp_worker.py'
+WORKER = Path(__file__).resolve().parents[1] / 'scripts/dlde_ddp_worker.py'
 
 
 @pytest.mark.parametrize('means_update', ['batch', 'manual'])

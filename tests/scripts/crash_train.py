@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from mmengine.runner import IterBasedTrainLoop, Runner
 
-TRAIN = Path(__file__).resolve().parents[3] / 'tools/train.py'
+TRAIN = Path(__file__).resolve().parents[2] / 'tools/train.py'
 
 
 def _sigkill():

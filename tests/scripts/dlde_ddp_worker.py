@@ -1,13 +1,14 @@
-"""Run by torchrun with 2 CPU processes (gloo) from test_dlde_ddp.py: every rank trains one step on
+"""Run by torchrun with 2 CPU processes (gloo) from tests/test_distributed/test_dlde_ddp.py: every rank trains one step on
 its own ground truth, then rank 0 writes every rank's means and the expected ones to a JSON file."""
 import json
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.dist import all_gather, get_rank
 
-sys.path.insert(0, __file__.rsplit('/', 2)[0] + '/test_heads')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test_det/test_heads'))
 from test_dlde_head import ONE_GT, _feats, _gt, _head, _positive_embedding_sums, _samples  # noqa: E402
 
 
