@@ -1,4 +1,8 @@
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+DEPLOY_REQUIREMENTS = Path(__file__).parent / 'requirements' / 'deploy.txt'
 
 setup(
     name='mmext',
@@ -14,5 +18,10 @@ setup(
         'mmsegmentation==1.2.2',
         'mmdet==3.3.0',
     ],
+    # The pins live in requirements/deploy.txt, which tools/setup_env.sh installs.
+    extras_require={
+        'deploy': [line.strip() for line in DEPLOY_REQUIREMENTS.read_text().splitlines()
+                   if line.strip() and not line.startswith('#')],
+    },
     zip_safe=False,
 )

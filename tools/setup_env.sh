@@ -32,7 +32,7 @@ verify() {
   "$VENV/bin/python" - <<'PY'
 import importlib, sys
 for name in ('torch', 'mmcv.ops', 'mmengine', 'mmseg.models', 'mmdet.models', 'cv2', 'mmext', 'pytest',
-             'hypothesis'):
+             'hypothesis', 'onnx', 'onnxscript', 'onnxruntime', 'openvino'):
     try:
         importlib.import_module(name)
     except Exception as exc:  # report the first broken import with its reason
@@ -63,9 +63,9 @@ if ! ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl >/dev/null 2>&1; then
 fi
 "${PIP[@]}" install --no-deps "$WHEELS"/mmcv-$MMCV_VERSION-*.whl || fail "installing cached mmcv wheel"
 
-step "OpenMMLab stack and test dependencies"
+step "OpenMMLab stack, test and deployment dependencies"
 "${PIP[@]}" install -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" \
-  || fail "installing runtime/test requirements"
+  -r "$ROOT/requirements/deploy.txt" || fail "installing runtime/test/deploy requirements"
 # mmengine pulls opencv-python, which needs libGL; both provide cv2, so remove it and restore the
 # headless files it shared.
 if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
