@@ -15,7 +15,8 @@ def parse_args():
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a value from the latest checkpoint in the '
         'work_dir')
-    parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: fp16 with loss scaling on a GPU, bf16 on a CPU with bf16 units')
     add_common_args(parser)
     return parser.parse_args()
 
@@ -25,14 +26,14 @@ def main():
     cfg = load_config(args)
 
     if args.amp:
-        if cfg.optim_wrapper.type == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in your config.', logger='current',
-                      level=logging.WARNING)
+        if cfg.optim_wrapper.type in ('AmpOptimWrapper', 'MixedPrecisionOptimWrapper'):
+            print_log(f'Mixed precision is already enabled in your config ({cfg.optim_wrapper.type}).',
+                      logger='current', level=logging.WARNING)
         elif cfg.optim_wrapper.type != 'OptimWrapper':
             raise ValueError('--amp needs optim_wrapper.type=OptimWrapper, got '
                              f'{cfg.optim_wrapper.type}')
-        else:
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        else:  # CUDA: fp16 with dynamic loss scaling; CPU: bf16, or an error naming the missing unit
+            cfg.optim_wrapper.type = 'MixedPrecisionOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
 
     if args.resume == 'auto':

@@ -12,6 +12,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmext  # noqa: F401
+from mmext.engine.optim import cpu_bf16_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / 'tests/configs/ocr_tiny.py'
@@ -88,6 +89,28 @@ def test_resume_continues_from_checkpoint(trained):
     assert 'resumed' in log.lower()
     assert [r['iter'] for r in _scalars(resumed) if 'loss' in r] == [3, 4]
     assert _load_checkpoint(str(resumed / 'iter_4.pth'))['meta']['iter'] == 4
+
+
+@pytest.mark.skipif(not cpu_bf16_flags(), reason='this CPU has no bf16 units (--amp is then refused: '
+                    'tests/test_engine/test_optim)')
+def test_amp_trains_resumes_and_tests_in_bf16_on_cpu(trained):
+    """--amp on a CPU: bf16 autocast through MixedPrecisionOptimWrapper, checkpoints that resume under
+    --amp and load in tools/test.py."""
+    tmp, data_root, _, _ = trained
+    amp = tmp / 'amp'
+    options = ['--cfg-options', *_data_options(data_root), 'train_cfg.max_iters=2',
+               'train_cfg.val_interval=2', 'default_hooks.checkpoint.interval=1']
+    log = _run('train.py', TINY, '--amp', '--work-dir', amp, *options)
+    assert 'bf16 autocast on CPU' in log
+    assert [r['iter'] for r in _scalars(amp) if 'loss' in r] == [1, 2]
+    options[-3] = 'train_cfg.max_iters=3'
+    log = _run('train.py', TINY, '--amp', '--work-dir', amp / 'resumed', '--resume', amp / 'iter_2.pth',
+               *options)
+    assert [r['iter'] for r in _scalars(amp / 'resumed') if 'loss' in r] == [3]
+    assert 'MixedPrecisionOptimWrapper' in _load_checkpoint(str(amp / 'resumed/iter_3.pth'))['meta']['cfg']
+    tested = _run('test.py', TINY, amp / 'resumed/iter_3.pth', '--work-dir', tmp / 'amp_test',
+                  '--cfg-options', *_data_options(data_root))
+    assert 0 <= float(re.search(r'mIoU: ([0-9.]+)', tested).group(1)) <= 100
 
 
 def _tiny_runner(tmp_path, **overrides):
