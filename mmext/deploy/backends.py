@@ -1,0 +1,66 @@
+"""Run an exported ONNX file: ONNX Runtime (CPU execution provider) or OpenVINO (CPU, fp32 or bf16)."""
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+
+from mmext.engine import cpu_bf16_flags
+from .spec import DeployError
+
+BACKENDS = ('onnxruntime', 'openvino')
+PRECISIONS = ('fp32', 'bf16')
+
+
+def check_precision(backend: str, precision: str, cpuinfo: str = '/proc/cpuinfo') -> None:
+    """Refuse what the backend or this CPU cannot do: bf16 is OpenVINO's, on a CPU with bf16 flags."""
+    if backend not in BACKENDS:
+        raise DeployError(f'backend {backend!r}: choose one of {BACKENDS}')
+    if precision not in PRECISIONS:
+        raise DeployError(f'precision {precision!r}: choose one of {PRECISIONS}')
+    if precision == 'bf16':
+        if backend != 'openvino':
+            raise DeployError('bf16 inference is supported on the openvino backend only')
+        if not cpu_bf16_flags(cpuinfo):
+            raise DeployError(f'bf16 needs a CPU with avx512_bf16 or amx_bf16 ({cpuinfo} lists neither); '
+                              'use --precision fp32')
+
+
+class OnnxRuntimeSession:
+    """ONNX Runtime on the CPU execution provider."""
+
+    def __init__(self, onnx_path: Path, num_threads: int = 0):
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = num_threads
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=['CPUExecutionProvider'])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, images: np.ndarray) -> Dict[str, np.ndarray]:
+        outputs = self.session.run(None, {self.session.get_inputs()[0].name: images})
+        return dict(zip(self.output_names, outputs))
+
+
+class OpenVinoSession:
+    """OpenVINO on the CPU, reading the ONNX file directly; ``precision`` is its
+    ``INFERENCE_PRECISION_HINT``."""
+
+    def __init__(self, onnx_path: Path, precision: str = 'fp32'):
+        import openvino as ov
+        hint = {'fp32': 'f32', 'bf16': 'bf16'}[precision]
+        self.model = ov.Core().compile_model(str(onnx_path), 'CPU', {'INFERENCE_PRECISION_HINT': hint})
+        self.request = self.model.create_infer_request()
+        self.output_names = [o.get_any_name() for o in self.model.outputs]
+
+    def __call__(self, images: np.ndarray) -> Dict[str, np.ndarray]:
+        results = self.request.infer({0: images})
+        return {name: np.asarray(results[output]).copy()
+                for name, output in zip(self.output_names, self.model.outputs)}
+
+
+def open_session(onnx_path: Path, backend: str = 'onnxruntime', precision: str = 'fp32'):
+    """A callable ``(B, 3, H, W) float32 array -> {output name: array}``."""
+    check_precision(backend, precision)
+    if backend == 'onnxruntime':
+        return OnnxRuntimeSession(onnx_path)
+    return OpenVinoSession(onnx_path, precision)

@@ -1,0 +1,93 @@
+"""``DeployedModel``: an export directory on a backend, predicting mmseg / mmdet data samples."""
+from pathlib import Path
+from typing import Dict, List, Sequence, Union
+
+import numpy as np
+import torch
+
+from .backends import open_session
+from .spec import DeployError, check_batch, read_spec
+
+Image = Union[str, Path, np.ndarray]
+
+
+def load_images(images: Sequence[Image]) -> List[np.ndarray]:
+    """(H, W, 3) uint8 BGR arrays (mmcv's loading convention) from paths or arrays."""
+    import mmcv
+    loaded = []
+    for image in images:
+        array = mmcv.imread(str(image)) if isinstance(image, (str, Path)) else np.asarray(image)
+        loaded.append(array)
+    return loaded
+
+
+def stack_images(images: Sequence[np.ndarray]) -> np.ndarray:
+    """(H, W, 3) arrays of one size -> (B, 3, H, W) float32 batch."""
+    shapes = {image.shape for image in images}
+    if len(shapes) != 1:
+        raise DeployError(f'one batch needs images of one size, got {sorted(shapes)}')
+    if images[0].ndim != 3:
+        raise DeployError(f'images must be (H, W, C) arrays, got shape {images[0].shape}')
+    return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+def seg_samples(logits: np.ndarray, threshold) -> list:
+    """(B, K, H, W) logits -> SegDataSamples as mmseg's ``postprocess_result`` makes them (images
+    at their own size): ``seg_logits`` (sigmoid for K = 1) and ``pred_sem_seg``."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    samples = []
+    for image_logits in torch.from_numpy(logits):
+        if image_logits.shape[0] > 1:
+            pred = image_logits.argmax(dim=0, keepdim=True)
+        else:
+            image_logits = image_logits.sigmoid()
+            pred = (image_logits > threshold).to(image_logits)
+        sample = SegDataSample(metainfo=dict(img_shape=tuple(image_logits.shape[1:]),
+                                             ori_shape=tuple(image_logits.shape[1:])))
+        sample.seg_logits = PixelData(data=image_logits)
+        sample.pred_sem_seg = PixelData(data=pred)
+        samples.append(sample)
+    return samples
+
+
+class DeployedModel:
+    """An export directory of ``tools/deploy/export.py`` on ONNX Runtime or OpenVINO.
+
+    Args:
+        export_dir: holds ``deploy.json`` and the ONNX file.
+        backend: 'onnxruntime' or 'openvino'.
+        precision: 'fp32', or 'bf16' (OpenVINO on a CPU with bf16 instructions).
+    """
+
+    def __init__(self, export_dir, backend: str = 'onnxruntime', precision: str = 'fp32'):
+        self.export_dir = Path(export_dir)
+        self.spec = read_spec(self.export_dir)
+        self.task = self.spec['task']
+        self.session = open_session(self.export_dir / self.spec['onnx'], backend, precision)
+
+    @property
+    def classes(self) -> list:
+        return self.spec['classes']
+
+    def run(self, batch: np.ndarray) -> Dict[str, np.ndarray]:
+        """The raw graph: (B, 3, H, W) float32 in 0..255 -> its named outputs."""
+        check_batch(self.spec, batch)
+        return self.session(batch)
+
+    def predict(self, images: Sequence[Image], metainfos: Sequence[dict] = None) -> list:
+        """Images (paths or (H, W, 3) uint8 BGR arrays of one size) -> SegDataSample / DetDataSample.
+
+        Args:
+            metainfos: per image, meta such as ``scale_factor`` (detection: boxes are divided by it, as
+                ``predict(rescale=True)`` does) to carry into the samples.
+        """
+        outputs = self.run(stack_images(load_images(images)))
+        if self.task == 'segmentation':
+            samples = seg_samples(outputs['logits'], self.spec.get('threshold'))
+        else:
+            from .detection import det_samples
+            samples = det_samples(outputs, metainfos)
+        for sample, meta in zip(samples, metainfos or ()):
+            sample.set_metainfo(meta)
+        return samples

@@ -1,0 +1,152 @@
+"""Export an mmseg / mmdet model built from an mmext config to ONNX with torch's own (dynamo) exporter,
+and write ``deploy.json`` beside it."""
+import inspect
+import platform
+from pathlib import Path
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+
+from .graph import SegmentorGraph
+from .spec import FORMAT, ONNX_FILE, DeployError, write_spec
+
+TASKS = {'mmseg': 'segmentation', 'mmdet': 'detection'}
+MIN_SIZE, MAX_SIZE, MAX_BATCH = 32, 4096, 1024
+
+
+def task_of(cfg: Config) -> str:
+    scope = cfg.get('default_scope')
+    if scope not in TASKS:
+        raise DeployError(f"default_scope={scope!r}: mmext.deploy exports configs of {tuple(TASKS)}")
+    return TASKS[scope]
+
+
+def test_input_size(cfg: Config) -> Tuple[int, int]:
+    """(H, W) the config tests at: the data preprocessor's ``size``, a test-pipeline ``Resize`` scale
+    or the synthetic dataset's ``synthesis.size``."""
+    size = cfg.model.get('data_preprocessor', {}).get('size')
+    if size is not None:
+        return tuple(size)
+    for step in cfg.test_dataloader.dataset.get('pipeline', []):
+        if step['type'] == 'Resize' and step.get('scale') is not None:
+            width, height = step['scale']  # mmcv scales are (w, h)
+            return height, width
+    synthesis = cfg.test_dataloader.dataset.get('synthesis')
+    if synthesis and synthesis.get('size'):
+        return synthesis['size'], synthesis['size']
+    raise DeployError('the config gives no test size (data_preprocessor.size, a test Resize scale or '
+                      'synthesis.size); pass --shape H W')
+
+
+def dataset_metainfo(cfg: Config) -> dict:
+    """The test dataset's ``classes`` and ``palette``, read without loading (or synthesising) it."""
+    if cfg.default_scope == 'mmseg':
+        from mmseg.registry import DATASETS
+    else:
+        from mmdet.registry import DATASETS
+    dataset_cfg = dict(cfg.test_dataloader.dataset, lazy_init=True)
+    if 'synthesis' in inspect.signature(DATASETS.get(dataset_cfg['type'])).parameters:
+        dataset_cfg['synthesis'] = None
+    metainfo = DATASETS.build(dataset_cfg).metainfo
+    return dict(classes=list(metainfo.get('classes', ())),
+                palette=[list(map(int, c)) for c in metainfo.get('palette', ())])
+
+
+def build_graph(model: nn.Module, task: str) -> nn.Module:
+    if task == 'segmentation':
+        return SegmentorGraph(model).eval()
+    from .detection import DetectorGraph
+    return DetectorGraph(model).eval()
+
+
+def untranslated_ops(program: torch.export.ExportedProgram) -> list:
+    """``(module path, module type, op)`` of every call in ``program`` that the ONNX exporter's
+    registry cannot translate."""
+    from torch.onnx._internal.exporter._registration import ONNXRegistry
+    registry = ONNXRegistry.from_torchlib()
+    found = []
+    for node in program.graph.nodes:
+        if node.op != 'call_function' or not isinstance(node.target, torch._ops.OpOverload):
+            continue
+        if registry.get_decomps(node.target) or node.target.namespace == 'onnx_symbolic':
+            continue
+        path, module_type = next(reversed(node.meta.get('nn_module_stack', {'': ('', '')}).values()))
+        found.append((path or '(top level)', getattr(module_type, '__name__', str(module_type)),
+                      str(node.target)))
+    return found
+
+
+def export_graph(graph: nn.Module, example: torch.Tensor, onnx_path: Path, dynamic: bool,
+                 opset: int, output_names) -> None:
+    """``torch.onnx.export(dynamo=True)`` of ``graph(images)``; an op without an ONNX translation is a
+    :class:`DeployError` naming its module."""
+    dynamic_shapes = None
+    if dynamic:
+        dims = (torch.export.Dim('batch', min=1, max=MAX_BATCH), torch.export.Dim('height', min=MIN_SIZE, max=MAX_SIZE),
+                torch.export.Dim('width', min=MIN_SIZE, max=MAX_SIZE))
+        dynamic_shapes = {'images': {0: dims[0], 2: dims[1], 3: dims[2]}}
+    with torch.no_grad():
+        program = torch.export.export(graph, (example,), dynamic_shapes=dynamic_shapes, strict=False)
+        try:
+            onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset,
+                                             input_names=['images'], output_names=list(output_names),
+                                             optimize=True, verbose=False)
+        except Exception as error:
+            missing = untranslated_ops(program)
+            if not missing:
+                raise
+            where = '; '.join(f'{path} ({kind}): {op}' for path, kind, op in missing)
+            raise DeployError(f'no ONNX translation for: {where}') from error
+    onnx_program.save(str(onnx_path))  # weights go to external data beside it when over 2 GB
+
+
+def versions() -> dict:
+    import mmdet
+    import mmengine
+    import mmseg
+    import onnx
+    import onnxscript
+    import mmext
+    return dict(torch=torch.__version__, onnx=onnx.__version__, onnxscript=onnxscript.__version__,
+                mmengine=mmengine.__version__, mmseg=mmseg.__version__, mmdet=mmdet.__version__,
+                mmext=getattr(mmext, '__version__', 'dev'), python=platform.python_version())
+
+
+def export_model(model: nn.Module, cfg: Config, out_dir, config_path: str = '',
+                 checkpoint: Optional[str] = None, shape: Optional[Tuple[int, int]] = None,
+                 batch: int = 1, dynamic: bool = False, opset: int = 18) -> dict:
+    """Write ``out_dir/end2end.onnx`` (weights beside it if large) and ``out_dir/deploy.json``.
+
+    Args:
+        model: the built model (weights loaded), whose config is ``cfg``.
+        shape: (H, W) of the example input, the static size unless ``dynamic``; default the
+            config's test size (:func:`test_input_size`).
+        batch: static batch size (dynamic: B of the example, at least 2 so the exporter keeps it
+            symbolic).
+        dynamic: make B, H and W dynamic (H, W in [32, 4096]).
+
+    Returns:
+        the deploy.json contents.
+    """
+    task = task_of(cfg)
+    height, width = shape or test_input_size(cfg)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    graph = build_graph(model.eval(), task)
+    example_batch = max(batch, 2) if dynamic else batch
+    torch.manual_seed(0)
+    example = torch.rand(example_batch, 3, height, width) * 255
+    export_graph(graph, example, out_dir / ONNX_FILE, dynamic, opset, graph.output_names)
+    spec = dict(
+        format=FORMAT, task=task, config=str(config_path), checkpoint=checkpoint, onnx=ONNX_FILE,
+        input=dict(name='images', layout='NCHW', dtype='float32', range=[0, 255], channel_order='bgr',
+                   shape=[None, 3, None, None] if dynamic else [batch, 3, height, width],
+                   dynamic=dynamic, export_size=[height, width]),
+        normalization=dict(mean=graph.mean.flatten().tolist(), std=graph.std.flatten().tolist(),
+                           bgr_to_rgb=graph.reverse_channels, in_graph=True),
+        outputs=graph.output_spec(), opset=opset, versions=versions(), **dataset_metainfo(cfg))
+    spec.update(graph.postprocess_spec())
+    write_spec(out_dir, spec)
+    return spec

@@ -1,0 +1,78 @@
+"""``deploy.json``: what a deployed model's user needs besides the ONNX file (input layout and size,
+classes, palette, normalisation, outputs, versions), and the checks of an export directory and of an
+input batch against it."""
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+SPEC_FILE = 'deploy.json'
+ONNX_FILE = 'end2end.onnx'
+FORMAT = 'mmext.deploy/1'
+
+
+class DeployError(RuntimeError):
+    """An export directory, an input batch or a model that mmext.deploy cannot serve, with the reason."""
+
+
+def read_spec(export_dir) -> dict:
+    """The ``deploy.json`` of ``export_dir``, after checking that it and its ONNX file exist."""
+    export_dir = Path(export_dir)
+    spec_path = export_dir / SPEC_FILE
+    if not export_dir.is_dir():
+        raise DeployError(f'{export_dir} is not a directory; tools/deploy/export.py writes one')
+    if not spec_path.is_file():
+        raise DeployError(f'{export_dir} has no {SPEC_FILE}: not an export directory of '
+                          'tools/deploy/export.py (or an incomplete one); export again')
+    try:
+        spec = json.loads(spec_path.read_text())
+    except json.JSONDecodeError as error:
+        raise DeployError(f'{spec_path} is not valid JSON ({error}); export again') from None
+    if spec.get('format') != FORMAT:
+        raise DeployError(f'{spec_path}: format {spec.get("format")!r}, expected {FORMAT!r}; export again')
+    onnx_path = export_dir / spec['onnx']
+    if not onnx_path.is_file():
+        raise DeployError(f'{export_dir} has {SPEC_FILE} but not its ONNX file {spec["onnx"]}; export again')
+    return spec
+
+
+def write_spec(export_dir, spec: dict) -> Path:
+    path = Path(export_dir) / SPEC_FILE
+    path.write_text(json.dumps(spec, indent=2) + '\n')
+    return path
+
+
+def describe_input(spec: dict) -> str:
+    """The expected input in words, e.g. ``images: float32 (B, 3, 64, 64), 0..255, bgr``."""
+    entry = spec['input']
+    dims = ', '.join(str(d) if d is not None else name
+                     for d, name in zip(entry['shape'], ('B', 'C', 'H', 'W')))
+    return f'{entry["name"]}: {entry["dtype"]} ({dims}), 0..255, {entry["channel_order"]} channel order'
+
+
+def check_batch(spec: dict, batch: np.ndarray) -> None:
+    """Raise :class:`DeployError` naming the expected input unless ``batch`` fits it.
+
+    Args:
+        batch: (B, 3, H, W) float32 array.
+    """
+    expected = spec['input']['shape']
+    problem: Optional[str] = None
+    if not isinstance(batch, np.ndarray):
+        problem = f'got a {type(batch).__name__}, not a numpy array'
+    elif batch.dtype != np.dtype(spec['input']['dtype']):
+        problem = f'got dtype {batch.dtype}'
+    elif batch.ndim != 4:
+        problem = f'got shape {tuple(batch.shape)} ({batch.ndim} dims)'
+    elif batch.shape[1] != expected[1]:
+        problem = f'got {batch.shape[1]} channels (shape {tuple(batch.shape)})'
+    elif any(e is not None and e != d for e, d in zip(expected, batch.shape)):
+        problem = f'got shape {tuple(batch.shape)}; this export is static, export again with --dynamic ' \
+                  'or --shape for other sizes'
+    if problem is not None:
+        raise DeployError(f'expected {describe_input(spec)}; {problem}')
+
+
+def static_dims(shape: Sequence[Optional[int]]) -> bool:
+    return all(d is not None for d in shape)
