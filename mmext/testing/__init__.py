@@ -1,4 +1,8 @@
-"""Fake inputs for tests and measurements (as ``mmdet.testing``); not imported by ``import mmext``."""
-from .samples import det_samples, dummy_batch, random_boxes, random_like_shapes, seg_samples
+"""Fake inputs and small model helpers for tests and measurements (as ``mmdet.testing``); not imported
+by ``import mmext``."""
+from .models import build_seg_head, parameter_grads
+from .samples import (det_samples, dummy_batch, random_boxes, random_like_shapes, seg_samples,
+                      seg_samples_from_labels)
 
-__all__ = ['seg_samples', 'det_samples', 'random_boxes', 'dummy_batch', 'random_like_shapes']
+__all__ = ['seg_samples', 'seg_samples_from_labels', 'det_samples', 'random_boxes', 'dummy_batch',
+           'random_like_shapes', 'build_seg_head', 'parameter_grads']

@@ -1,4 +1,4 @@
-"""Fake inputs: mmseg and mmdet data samples with random ground truth, raw batches of random images,
+"""Fake inputs: mmseg and mmdet data samples with random or given ground truth, raw batches of random images,
 and random tensors of given shapes, for tests, FLOP counting and head-level benchmarks."""
 from typing import List, Optional, Sequence, Tuple
 
@@ -19,6 +19,14 @@ def seg_samples(shape: Tuple[int, int], batch: int, num_classes: Optional[int] =
             sample.gt_sem_seg = PixelData(data=torch.randint(num_classes, (1, *shape), generator=generator))
         samples.append(sample)
     return samples
+
+
+def seg_samples_from_labels(labels: Sequence[torch.Tensor]) -> list:
+    """mmseg ``SegDataSample``s whose ``gt_sem_seg`` are the given (H, W) label maps (an (N, H, W)
+    tensor gives N samples)."""
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+    return [SegDataSample(gt_sem_seg=PixelData(data=label[None])) for label in labels]
 
 
 def random_boxes(num: int, shape: Tuple[int, int],

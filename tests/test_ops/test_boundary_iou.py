@@ -156,3 +156,26 @@ def test_class_biou_sums_before_dividing():
     biou = class_boundary_iou(intersect, union)
     assert biou[0].item() == pytest.approx(1 / 3)
     assert math.isnan(biou[1])
+
+
+def test_boundary_iou_class_absent_from_both_is_left_out_of_the_mean():
+    label = torch.zeros(12, 12, dtype=torch.long)
+    label[3:9, 3:9] = 1
+    intersect, union = boundary_intersect_and_union(label, label, num_classes=3, width=1)
+    biou = class_boundary_iou(intersect, union)
+    assert union[2] == 0 and biou[2].isnan()  # class 2 appears nowhere: no score, not a zero
+    assert torch.nanmean(biou).item() == 1.0
+
+
+def test_boundary_iou_of_all_ignored_pixels_judges_nothing():
+    pred = torch.randint(0, 3, (10, 10))
+    intersect, union = boundary_intersect_and_union(pred, torch.full((10, 10), 255), 3, width=2)
+    assert intersect.sum() == 0 and union.sum() == 0
+
+
+def test_boundary_band_wider_than_the_image():
+    label = torch.zeros(4, 5, dtype=torch.long)
+    label[1:3, 1:4] = 1
+    intersect, union = boundary_intersect_and_union(label.flip(1), label, num_classes=2, width=9)
+    biou = class_boundary_iou(intersect, union)
+    assert ((biou >= 0) & (biou <= 1)).all()

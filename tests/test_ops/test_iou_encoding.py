@@ -94,3 +94,15 @@ def test_bad_input(masks, kwargs, match):
     for fn in (iou_encode, intersect_encode, intersect_decode):
         with pytest.raises(ValueError, match=match):
             fn(masks, **kwargs)
+
+
+def test_encoders_of_an_empty_mask():
+    empty = torch.zeros(2, 1, 6, 7)
+    iou = iou_encode(empty, kernel_size=(3, 2), smooth=1e-7)
+    torch.testing.assert_close(iou, torch.full_like(iou, 1e-7 / (6 + 1e-7)))
+    assert torch.equal(intersect_encode(empty, kernel_size=3, normalize_by='target'), torch.zeros_like(empty))
+
+
+def test_iou_encoding_of_a_mask_smaller_than_the_kernel():
+    with pytest.raises(ValueError, match=r'smaller than the kernel \(5, 3\)'):
+        iou_encode(torch.ones(1, 1, 4, 8), kernel_size=(5, 3))

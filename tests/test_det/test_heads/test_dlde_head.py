@@ -1,5 +1,6 @@
 """DLDEHead in mmdet's dense-head test style: losses with empty and one ground truth, the scores
-that predict returns, mean tracking, buffers in checkpoints, errors."""
+that predict returns, mean tracking, buffers in checkpoints, errors, bad input (channel mismatches,
+empty, zero-area, non-finite and malformed ground truth, images smaller than the strides)."""
 import inspect
 import json
 import math
@@ -24,6 +25,7 @@ TRAIN_CFG = ConfigDict(
 TEST_CFG = ConfigDict(nms_pre=1000, min_bbox_size=0, score_thr=0.0,
                       nms=dict(type='nms', iou_threshold=0.5), max_per_img=1000)
 SIGMOID_RATIO = 1 / (1 + math.exp(3.5)) / (1 / (1 + math.exp(-3.5)))  # sigmoid(-3.5) / sigmoid(3.5)
+NAN, INF = float('nan'), float('inf')
 
 
 def _head(**kwargs):
@@ -39,9 +41,9 @@ def _head(**kwargs):
     return head
 
 
-def _feats(batch=1):
+def _feats(batch=1, channels=8):
     torch.manual_seed(1)
-    return (torch.rand(batch, 8, 8, 8), torch.rand(batch, 8, 4, 4))
+    return (torch.rand(batch, channels, 8, 8), torch.rand(batch, channels, 4, 4))
 
 
 def _gt(boxes=(), labels=()):
@@ -55,7 +57,8 @@ def _samples(*gts):
     return [DetDataSample(gt_instances=gt, metainfo=IMG_META) for gt in gts]
 
 
-ONE_GT = ([[10.0, 12.0, 42.0, 40.0]], [2])
+ONE_BOX = [10.0, 12.0, 42.0, 40.0]
+ONE_GT = ([ONE_BOX], [2])
 
 
 def test_empty_ground_truth_gives_classification_loss_only():
@@ -322,3 +325,104 @@ def test_half_precision_cosines_give_finite_logits():
     s = torch.tensor([[1.0, 0.0, -1.0]], dtype=torch.bfloat16)
     logits = modified_sigmoid_logit(s, torch.full((3,), 7.0), torch.full((3,), -0.5))
     assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
+
+
+# -- bad ground truth, channels and image sizes ------------------------------------------------------
+
+def _summed_losses(head, samples, feats=None):
+    losses = head.loss(_feats() if feats is None else feats, samples)
+    return {name: sum(values) for name, values in losses.items()}
+
+
+def _dlde_wrong_in_channels_loss():
+    _head().loss(_feats(channels=16), _samples(_gt(ONE_BOX, [1])))
+
+
+def _dlde_wrong_in_channels_predict():
+    _head().eval().predict(_feats(channels=16), _samples(_gt(ONE_BOX, [1])))
+
+
+CHANNEL_CASES = [
+    (_dlde_wrong_in_channels_loss, ValueError, r'in_channels=8.*16-channel'),
+    (_dlde_wrong_in_channels_predict, ValueError, r'in_channels=8.*16-channel'),
+]
+
+
+@pytest.mark.parametrize('case, error, match',
+                         [pytest.param(*case, id=case[0].__name__.strip('_')) for case in CHANNEL_CASES])
+def test_channel_mismatch(case, error, match):
+    with pytest.raises(error, match=match):
+        case()
+
+
+def test_dlde_empty_ground_truth_gives_classification_loss_only():
+    head = _head().train()
+    losses = _summed_losses(head, _samples(_gt()))
+    assert torch.isfinite(losses['loss_cls']) and losses['loss_cls'] > 0
+    assert losses['loss_bbox'] == 0
+    assert head.means.abs().sum() == 0  # no positives: the means stay as they were
+
+
+def test_dlde_batch_with_one_empty_image():
+    head = _head().train()
+    feats = tuple(torch.cat([f, f]) for f in _feats())
+    losses = _summed_losses(head, _samples(_gt(), _gt(ONE_BOX, [2])), feats)
+    assert all(torch.isfinite(v) and v > 0 for v in losses.values())
+    assert head.means[2].norm() == pytest.approx(1.0) and head.means[[0, 1, 3]].abs().sum() == 0
+
+
+def test_dlde_empty_ground_truth_in_manual_mode_keeps_means_finite():
+    head = _head(means_update='manual').train()
+    head.means_hook_attached = True
+    _summed_losses(head, _samples(_gt()))
+    head.update_means_from_sums()
+    assert torch.equal(head.means, torch.zeros_like(head.means))
+
+
+@pytest.mark.parametrize('box', [[10.0, NAN, 42.0, 40.0], [10.0, 12.0, INF, 40.0]], ids=['nan', 'inf'])
+def test_dlde_non_finite_box_is_refused_by_the_head(box):
+    with pytest.raises(ValueError, match='NaN or Inf in the ground-truth boxes'):
+        _head().train().loss(_feats(), _samples(_gt([box], [1])))
+
+
+@pytest.mark.parametrize('size', [(1, 1), (20, 13)], ids=lambda s: f'{s[0]}x{s[1]}')
+def test_dlde_on_an_image_smaller_than_its_strides(tiny_model, size):
+    model, scope = tiny_model('dlde_tiny')
+    meta = dict(img_shape=size, ori_shape=size, pad_shape=size, scale_factor=(1.0, 1.0))
+    gt = InstanceData(bboxes=torch.tensor([[0.0, 0.0, size[1] / 2 + 0.5, size[0] / 2 + 0.5]]),
+                      labels=torch.tensor([1]))
+    with DefaultScope.overwrite_default_scope(scope):
+        samples = [DetDataSample(metainfo=meta, gt_instances=gt)] * 2
+        losses = model.train().loss(torch.rand(2, 3, *size), samples)
+        with torch.no_grad():
+            (result,) = model.eval().predict(torch.rand(1, 3, *size), [DetDataSample(metainfo=meta)])
+    assert all(torch.isfinite(sum(v)) for v in losses.values())
+    assert torch.isfinite(result.pred_instances.bboxes).all()
+
+
+@pytest.mark.parametrize('box', [[10.0, 10.0, 10.0, 30.0], [10.0, 10.0, 30.0, 10.0],
+                                 [10.0, 10.0, 10.0, 10.0]], ids=['zero-width', 'zero-height', 'point'])
+def test_zero_area_box_counts_as_no_object(box):
+    head = _head().train()
+    losses = _summed_losses(head, _samples(_gt([box], [1])))
+    empty = _summed_losses(_head().train(), _samples(_gt()))
+    assert all(torch.isfinite(v) for v in losses.values())
+    torch.testing.assert_close(losses, empty)
+    assert head.means.abs().sum() == 0  # it pulled no class mean
+
+
+def test_zero_area_box_beside_a_real_one():
+    with_degenerate = _summed_losses(_head().train(),
+                                     _samples(_gt([[5.0, 5.0, 5.0, 20.0], ONE_BOX], [3, 2])))
+    alone = _summed_losses(_head().train(), _samples(_gt([ONE_BOX], [2])))
+    torch.testing.assert_close(with_degenerate, alone)
+
+
+@pytest.mark.parametrize('boxes, labels, match', [
+    ([[30.0, 12.0, 10.0, 40.0]], [1], r'x2 < x1 or y2 < y1.*not \(x, y, w, h\)'),
+    ([ONE_BOX], [4], r'labels span 4\.\.4, but num_classes=4 allows 0\.\.3'),
+    ([ONE_BOX], [-1], r'labels span -1\.\.-1, but num_classes=4'),
+], ids=['inverted-box', 'label-at-num-classes', 'negative-label'])
+def test_dlde_malformed_ground_truth(boxes, labels, match):
+    with pytest.raises(ValueError, match=match):
+        _head().train().loss(_feats(), _samples(_gt(boxes, labels)))

@@ -1,6 +1,6 @@
 """DetClassCheckHook: a head whose num_classes differs from the dataset's is refused before every
 training, validation and testing epoch, with the config key named; the RPN's single class is not
-compared."""
+compared. Also through a Runner of a tiny config with configs/_base_/det_runtime.py's hooks."""
 from types import SimpleNamespace
 
 import pytest
@@ -47,3 +47,12 @@ def test_mismatch_names_the_key_before_every_stage(stage, split):
         f"model.roi_head.bbox_head.num_classes=5, but the {split} dataset (SimpleNamespace) has 3 classes "
         "('a', 'b', 'c'); set num_classes=3 in every head of the detector.")
     assert isinstance(error.value, AssertionError)  # what mmdet's NumClassCheckHook raises
+
+
+@pytest.mark.parametrize('mode', ['train', 'val', 'test'])
+def test_det_num_classes_mismatch_refused(tiny_runner, mode):
+    runner = tiny_runner('dlde_tiny',
+                         {'model.bbox_head.num_classes': 3, 'model.bbox_head.means_update': 'batch'},
+                         runtime='det_runtime')
+    with pytest.raises(AssertionError, match=r'num_classes.*\b3\b.*\b5\b'):  # mmdet's check
+        getattr(runner, mode)()

@@ -1,8 +1,12 @@
-"""Checkpoints load through mmengine under torch's weights_only unpickler with mmext's allow-list."""
+"""Checkpoints load through mmengine under torch's weights_only unpickler with mmext's allow-list;
+code-running checkpoints (attacks.py) are refused in every format, by every loader."""
 import copy
+import importlib.util
 import os
 import pathlib
 import pickle
+import re
+import subprocess
 import zipfile
 
 import numpy as np
@@ -17,6 +21,17 @@ from mmengine.testing.runner_test_case import ToyModel
 import mmext  # noqa: F401  (installs the scoped allow-list, as custom_imports does)
 from mmext.engine import patch_mmengine
 from mmext.engine.checkpoint import CHECKPOINT_SAFE_GLOBALS, UnsafeCheckpointError, load_url
+
+
+def _import_beside(name):
+    path = pathlib.Path(__file__).parent / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'mmext_tests_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+attacks = _import_beside('attacks')
 
 
 @pytest.fixture
@@ -51,26 +66,12 @@ def _momentum_buffers(runner):
     return [state[p]['momentum_buffer'].clone() for p in runner.model.parameters()]
 
 
-class _Reduce:
-    """Unpickles as ``func(*args)``, then sets ``state`` on the result if given: a crafted pickle."""
-
-    def __init__(self, func, args=(), state=None):
-        self.func, self.args, self.state = func, args, state
-
-    def __reduce__(self):
-        return (self.func, self.args) if self.state is None else (self.func, self.args, self.state)
-
-
-def _exec_writing(marker):
-    return _Reduce(exec, (f'open({str(marker)!r}, "w").write("pwned")', ))
-
-
 @pytest.fixture
 def evil(tmp_path):
     """A checkpoint whose pickle would create ``marker`` through ``builtins.exec``."""
     marker = tmp_path / 'marker'
     path = tmp_path / 'evil.pth'
-    torch.save({'meta': {'note': _exec_writing(marker)}, 'state_dict': {}}, path)
+    attacks.code_running(path, marker, 'exec', 'zip')
     return path, marker
 
 
@@ -169,7 +170,7 @@ def test_payload_is_live(evil):
 def test_blocked_module_is_refused_as_malicious(tmp_path):
     marker = tmp_path / 'marker'
     path = tmp_path / 'system.pth'
-    torch.save({'meta': _Reduce(os.system, (f'touch {marker}', ))}, path)
+    torch.save({'meta': attacks.Reduce(os.system, (f'touch {marker}', ))}, path)
     with pytest.raises(UnsafeCheckpointError, match=r'posix\.system.*almost certainly malicious'):
         _load_checkpoint(str(path))
     assert not marker.exists()
@@ -180,8 +181,8 @@ def test_blocked_module_is_refused_as_malicious(tmp_path):
 def test_allowed_classes_give_nothing_beyond_their_state(tmp_path, owner, name):
     """A HistoryBuffer whose pickled statistics table smuggles in another callable is refused."""
     path = tmp_path / 'buffer.pth'
-    smuggled = {'statistics_methods': {'mean': _Reduce(getattr, (owner, name))}}
-    buffer = _Reduce(HistoryBuffer, ([1.0], [1]), smuggled)
+    smuggled = {'statistics_methods': {'mean': attacks.Reduce(getattr, (owner, name))}}
+    buffer = attacks.Reduce(HistoryBuffer, ([1.0], [1]), smuggled)
     torch.save({'message_hub': {'log_scalars': {'loss': buffer}}}, path)
     table = dict(HistoryBuffer._statistics_methods)
     with pytest.raises(UnsafeCheckpointError, match=r'getattr\(<class'):
@@ -192,8 +193,8 @@ def test_allowed_classes_give_nothing_beyond_their_state(tmp_path, owner, name):
 def test_exec_inside_allowed_class_state_is_refused(tmp_path):
     marker = tmp_path / 'marker'
     path = tmp_path / 'buffer.pth'
-    smuggled = {'statistics_methods': {'mean': _exec_writing(marker)}}
-    torch.save({'message_hub': {'log_scalars': {'loss': _Reduce(HistoryBuffer, (), smuggled)}}}, path)
+    smuggled = {'statistics_methods': {'mean': attacks.PAYLOADS['exec'](marker)}}
+    torch.save({'message_hub': {'log_scalars': {'loss': attacks.Reduce(HistoryBuffer, (), smuggled)}}}, path)
     with pytest.raises(UnsafeCheckpointError, match='builtins.exec'):
         _load_checkpoint(str(path))
     assert not marker.exists()
@@ -291,3 +292,57 @@ def test_checkpoint_with_ema_best_clipping_and_schedulers_resumes(toy, tmp_path)
         second.train_loop.run_iter = lambda batch: iterations.append(1) or run_iter(batch)
         second.train()
         assert len(iterations) == 3 and second.iter == 6  # iterations 4 to 6: it resumed at 3
+
+
+# -- code-running checkpoints in every format and payload, through the runner's loaders ---------------
+
+FORMATS = ('zip', 'legacy', 'raw-pickle')
+REFUSED = {  # the global each attacks.PAYLOADS entry needs, as the refusal names it
+    'exec': r'builtins\.exec', 'eval': r'builtins\.eval', 'os.system': r'posix\.system',
+    'subprocess.Popen': r'Popen'}
+
+
+@pytest.fixture
+def toy_runner(toy):
+    """Builds mmengine's toy epoch-based runner when called."""
+    return lambda: toy.build_runner(copy.deepcopy(toy.epoch_based_cfg))
+
+
+@pytest.mark.parametrize('fmt', FORMATS)
+@pytest.mark.parametrize('payload', list(attacks.PAYLOADS))
+def test_code_running_checkpoint_is_refused(tmp_path, payload, fmt):
+    marker = tmp_path / 'marker'
+    path = attacks.code_running(tmp_path / 'evil.pth', marker, payload, fmt)
+    with pytest.raises(UnsafeCheckpointError, match='Refused to load checkpoint') as excinfo:
+        load_checkpoint(ToyModel(), path, map_location='cpu')
+    assert not marker.exists()  # the code did not run
+    if fmt != 'raw-pickle':  # pickle protocol 4 framing stops torch before it names a global
+        message = str(excinfo.value)
+        assert re.search(REFUSED[payload], message) and 'almost certainly malicious' in message, message
+
+
+LOADERS = {  # load_checkpoint, _load_checkpoint and CheckpointLoader: test_code_executing_pickle_is_refused
+    'runner.load_checkpoint': lambda runner, path: runner().load_checkpoint(path),
+    'runner.resume': lambda runner, path: runner().resume(path),
+}
+
+
+@pytest.mark.parametrize('loader', list(LOADERS))
+def test_code_running_checkpoint_is_refused_by_every_loader(tmp_path, toy_runner, loader):
+    marker = tmp_path / 'marker'
+    path = attacks.code_running(tmp_path / 'evil.pth', marker, 'exec', 'zip')
+    with pytest.raises(UnsafeCheckpointError, match=r'it needs builtins\.exec.*almost certainly malicious'):
+        LOADERS[loader](toy_runner, path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('payload', list(attacks.PAYLOADS))
+def test_payload_would_run_without_the_allow_list(tmp_path, payload):
+    """The refusals above matter: the plain unpickler runs every payload."""
+    marker = tmp_path / 'marker'
+    path = attacks.code_running(tmp_path / 'evil.pth', marker, payload, 'raw-pickle')
+    with open(path, 'rb') as f:
+        loaded = pickle.load(f)
+    if isinstance(loaded['meta']['note'], subprocess.Popen):
+        loaded['meta']['note'].wait()
+    assert marker.exists()

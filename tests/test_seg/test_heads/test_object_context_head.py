@@ -1,4 +1,5 @@
-"""ObjectContextHead: parity with mmseg's OCRHead on copied weights, the scale > 1 path, errors."""
+"""ObjectContextHead: parity with mmseg's OCRHead on copied weights, the scale > 1 path, errors, bad
+inputs (channel mismatches, all-ignore labels, features smaller than the pooling)."""
 import copy
 
 import pytest
@@ -6,6 +7,7 @@ import torch
 from mmseg.models.decode_heads import FCNHead, OCRHead
 
 from mmext.seg.heads import ObjectContextHead
+from mmext.testing import build_seg_head, parameter_grads, seg_samples_from_labels
 
 HEAD_KWARGS = dict(in_channels=8, channels=4, num_classes=5, ocr_channels=8)
 
@@ -175,3 +177,64 @@ def test_wrong_in_channels_names_the_key():
     head = ObjectContextHead(**HEAD_KWARGS)
     with pytest.raises(ValueError, match=r'in_channels=8.*has 16 channels'):
         head([torch.randn(1, 16, 6, 6)], torch.randn(1, 5, 6, 6))
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+def _ocr_head(**kwargs):
+    return build_seg_head(ObjectContextHead, **dict(dict(in_channels=8, channels=4, num_classes=3,
+                                                         ocr_channels=8, dropout_ratio=-1), **kwargs))
+
+
+def _ocr_wrong_in_channels():
+    _ocr_head(in_channels=8)([torch.randn(2, 6, 5, 5)], torch.randn(2, 3, 5, 5))
+
+
+def _ocr_wrong_resize_concat_channels():
+    head = _ocr_head(in_channels=[4, 4], in_index=[0, 1], input_transform='resize_concat')
+    head([torch.randn(2, 4, 5, 5), torch.randn(2, 6, 3, 3)], torch.randn(2, 3, 5, 5))
+
+
+def _ocr_no_first_stage():
+    _ocr_head().loss([torch.randn(2, 8, 5, 5)],
+                     seg_samples_from_labels(torch.zeros(2, 5, 5, dtype=torch.long)))
+
+
+CHANNEL_CASES = [
+    (_ocr_wrong_in_channels, ValueError, r'in_channels=8.*has 6 channels'),
+    (_ocr_wrong_resize_concat_channels, ValueError, r'in_channels=8.*has 10 channels'),
+    (_ocr_no_first_stage, TypeError, r'CascadeEncoderDecoder'),
+]
+
+
+@pytest.mark.parametrize('case, error, match',
+                         [pytest.param(*case, id=case[0].__name__.strip('_')) for case in CHANNEL_CASES])
+def test_channel_mismatch(case, error, match):
+    with pytest.raises(error, match=match):
+        case()
+
+
+@pytest.mark.parametrize('loss_decode', [dict(type='CrossEntropyLoss'),
+                                         dict(type='CrossEntropyLoss', avg_non_ignore=True)],
+                         ids=['avg-all', 'avg-non-ignore'])
+def test_ocr_all_ignore_labels_give_zero_loss_and_zero_gradient(loss_decode):
+    head = _ocr_head(loss_decode=loss_decode)
+    losses = head.loss([torch.randn(2, 8, 5, 5)], torch.randn(2, 3, 5, 5),
+                       seg_samples_from_labels(torch.full((2, 20, 20), 255)), None)
+    assert losses['loss_ce'].item() == 0.0
+    losses['loss_ce'].backward()
+    assert all(g.abs().max() == 0 for g in parameter_grads(head))
+
+
+def test_ocr_scale_larger_than_the_features():
+    head = _ocr_head(scale=2)
+    with pytest.raises(ValueError, match=r'scale=2 max-pools .* features are only \(1, 1\)'):
+        head([torch.randn(2, 8, 1, 1)], torch.randn(2, 3, 1, 1))
+
+
+def test_ocr_one_region_feature_under_batch_norm():
+    head = _ocr_head(num_classes=2, out_channels=1, norm_cfg=dict(type='BN'),
+                     loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=True)).train()
+    with pytest.raises(ValueError, match=r'BatchNorm.*only one.*batch size >= 2'):
+        head([torch.randn(1, 8, 5, 5)], torch.randn(1, 1, 5, 5))
+    assert head.eval()([torch.randn(1, 8, 5, 5)], torch.randn(1, 1, 5, 5)).isfinite().all()

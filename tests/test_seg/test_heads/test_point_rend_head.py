@@ -1,16 +1,16 @@
-"""PointRendHead: parity with mmseg's PointHead on copied weights, subdivision, losses, errors."""
+"""PointRendHead: parity with mmseg's PointHead on copied weights, subdivision, losses, errors, bad
+inputs (channel mismatches, all-background and all-ignore labels, non-positive scale factors)."""
 import math
 
 import pytest
 import torch
 from mmengine.config import ConfigDict
-from mmengine.structures import PixelData
 from mmseg.models.decode_heads import PointHead
 from mmseg.models.decode_heads.point_head import calculate_uncertainty
-from mmseg.structures import SegDataSample
 
 from mmext.ops.point_rend import grid_indices_to_coords, uncertain_point_coords_with_randomness
 from mmext.seg.heads import PointRendHead
+from mmext.testing import build_seg_head, parameter_grads, seg_samples_from_labels
 
 HEAD_KWARGS = dict(in_channels=[8, 4], in_index=[0, 1], channels=16, num_classes=5, dropout_ratio=-1)
 TEST_CFG = ConfigDict(subdivision_steps=2, subdivision_num_points=8196, scale_factor=2)
@@ -37,10 +37,6 @@ def _inputs(batch=2, size=(11, 13)):
     torch.manual_seed(0)
     feats = [torch.randn(batch, 8, *size), torch.randn(batch, 4, size[0] // 2, size[1] // 2)]
     return feats, torch.randn(batch, 5, *size)
-
-
-def _samples(label):
-    return [SegDataSample(gt_sem_seg=PixelData(data=lab.unsqueeze(0))) for lab in label]
 
 
 @pytest.mark.parametrize('coarse_pred_each_layer', [True, False])
@@ -119,9 +115,9 @@ def test_training_parity_with_mmseg_point_head():
     label[:, :3] = 255
     prev_ours, prev_theirs = prev.clone().requires_grad_(), prev.clone().requires_grad_()
     torch.manual_seed(3)
-    loss = ours.loss(feats, prev_ours, _samples(label), TRAIN_CFG)
+    loss = ours.loss(feats, prev_ours, seg_samples_from_labels(label), TRAIN_CFG)
     torch.manual_seed(3)
-    ref = theirs.loss(feats, prev_theirs, _samples(label), TRAIN_CFG)
+    ref = theirs.loss(feats, prev_theirs, seg_samples_from_labels(label), TRAIN_CFG)
     assert set(loss) == set(ref) == {'pointloss_ce', 'acc_point'}
     torch.testing.assert_close(loss['pointloss_ce'], ref['pointloss_ce'])
     torch.testing.assert_close(loss['acc_point'], ref['acc_point'])
@@ -195,7 +191,7 @@ def test_point_loss_closed_form_and_ignore_index():
     feats, prev = _inputs()
     label = torch.ones(2, 11, 13, dtype=torch.long)
     label[:, :5] = 255
-    losses = head.loss(feats, prev, _samples(label), TRAIN_CFG)
+    losses = head.loss(feats, prev, seg_samples_from_labels(label), TRAIN_CFG)
     torch.testing.assert_close(losses['pointloss_ce'], torch.tensor(math.log(1 + 4 * math.exp(-b))))
     assert losses['acc_point'].item() == 100.0
 
@@ -210,7 +206,8 @@ def test_point_losses_of_the_same_name_are_summed():
         head.fc_seg.weight.zero_()
         head.fc_seg.bias.copy_(torch.tensor([0, b, 0, 0, 0]))
     feats, prev = _inputs()
-    losses = head.loss(feats, prev, _samples(torch.ones(2, 11, 13, dtype=torch.long)), TRAIN_CFG)
+    losses = head.loss(feats, prev, seg_samples_from_labels(torch.ones(2, 11, 13, dtype=torch.long)),
+                       TRAIN_CFG)
     assert set(losses) == {'pointloss_ce', 'acc_point'}
     torch.testing.assert_close(losses['pointloss_ce'], torch.tensor(1.5 * math.log(1 + 4 * math.exp(-b))))
 
@@ -218,7 +215,7 @@ def test_point_losses_of_the_same_name_are_summed():
 def test_point_loss_of_all_ignored_labels_is_zero():
     head = PointRendHead(**HEAD_KWARGS)
     feats, prev = _inputs()
-    losses = head.loss(feats, prev, _samples(torch.full((2, 11, 13), 255)), TRAIN_CFG)
+    losses = head.loss(feats, prev, seg_samples_from_labels(torch.full((2, 11, 13), 255)), TRAIN_CFG)
     assert losses['pointloss_ce'].item() == 0.0
 
 
@@ -258,7 +255,7 @@ def test_bad_sampling_ratios(key, value, match):
     head = PointRendHead(**HEAD_KWARGS)
     feats, prev = _inputs()
     with pytest.raises(ValueError, match=match):
-        head.loss(feats, prev, _samples(torch.zeros(2, 11, 13, dtype=torch.long)),
+        head.loss(feats, prev, seg_samples_from_labels(torch.zeros(2, 11, 13, dtype=torch.long)),
                   ConfigDict(TRAIN_CFG, **{key: value}))
 
 
@@ -266,7 +263,8 @@ def test_train_cfg_without_point_settings():
     head = PointRendHead(**HEAD_KWARGS)
     feats, prev = _inputs()
     with pytest.raises(KeyError, match='model.train_cfg.num_points/oversample_ratio/importance_sample_ratio'):
-        head.loss(feats, prev, _samples(torch.zeros(2, 11, 13, dtype=torch.long)), ConfigDict())
+        head.loss(feats, prev, seg_samples_from_labels(torch.zeros(2, 11, 13, dtype=torch.long)),
+                  ConfigDict())
 
 
 @pytest.mark.parametrize('test_cfg', [ConfigDict(mode='whole'), None, ConfigDict(subdivision_steps=2)])
@@ -314,10 +312,69 @@ def test_missing_coarse_head_in_a_plain_encoder_decoder():
         neck=dict(type='FPN', in_channels=[8, 16, 32, 64], out_channels=8, num_outs=4),
         decode_head=dict(type='PointRendHead', in_channels=[8], in_index=[0], channels=8, num_classes=3),
         train_cfg=TRAIN_CFG, test_cfg=ConfigDict(TEST_CFG, mode='whole')))
-    samples = _samples(torch.zeros(1, 64, 64, dtype=torch.long))
+    samples = seg_samples_from_labels(torch.zeros(1, 64, 64, dtype=torch.long))
     for sample in samples:
         sample.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64)))
     with pytest.raises(TypeError, match=r"decode_head=\[dict\(type='FPNHead'"):
         model.loss(torch.rand(1, 3, 64, 64), samples)
     with pytest.raises(TypeError, match='CascadeEncoderDecoder'):
         model.predict(torch.rand(1, 3, 64, 64), samples)
+
+
+# -- bad input: channel mismatches, all-background and all-ignore labels, scale factors ---------------
+
+def _point_head(**kwargs):
+    return build_seg_head(PointRendHead, **dict(dict(in_channels=[8], in_index=[0], channels=16,
+                                                     num_classes=3, dropout_ratio=-1), **kwargs))
+
+
+def _point_wrong_fine_channels():
+    _point_head().predict([torch.randn(2, 6, 5, 5)], torch.randn(2, 3, 5, 5), [dict(img_shape=(5, 5))] * 2,
+                          TEST_CFG)
+
+
+def _point_wrong_coarse_channels():
+    _point_head().loss([torch.randn(2, 8, 5, 5)], torch.randn(2, 4, 5, 5),
+                       seg_samples_from_labels(torch.zeros(2, 5, 5, dtype=torch.long)), TRAIN_CFG)
+
+
+CHANNEL_CASES = [
+    (_point_wrong_fine_channels, ValueError, r'in_channels=\[8\].*has \[6\] channels'),
+    (_point_wrong_coarse_channels, ValueError, r'decode_head\[0\] have 4 channels, but num_classes=3'),
+]
+
+
+@pytest.mark.parametrize('case, error, match',
+                         [pytest.param(*case, id=case[0].__name__.strip('_')) for case in CHANNEL_CASES])
+def test_channel_mismatch(case, error, match):
+    with pytest.raises(error, match=match):
+        case()
+
+
+def test_point_rend_all_background_labels():
+    # Zero point MLP output weights give logits = bias, so the point CE has the closed form
+    # log(sum_k exp(b_k)) - b_0 for labels that are all 0.
+    head = _point_head()
+    bias = torch.tensor([0.5, -1.0, 2.0])
+    with torch.no_grad():
+        head.fc_seg.weight.zero_()
+        head.fc_seg.bias.copy_(bias)
+    losses = head.loss([torch.randn(2, 8, 5, 5)], torch.randn(2, 3, 5, 5),
+                       seg_samples_from_labels(torch.zeros(2, 9, 9, dtype=torch.long)), TRAIN_CFG)
+    torch.testing.assert_close(losses['pointloss_ce'], torch.logsumexp(bias, 0) - bias[0])
+
+
+def test_point_rend_all_ignore_labels_give_zero_loss_and_zero_gradient():
+    head = _point_head()
+    losses = head.loss([torch.randn(2, 8, 5, 5)], torch.randn(2, 3, 5, 5),
+                       seg_samples_from_labels(torch.full((2, 9, 9), 255)), TRAIN_CFG)
+    assert losses['pointloss_ce'].item() == 0.0
+    losses['pointloss_ce'].backward()
+    assert all(g.abs().max() == 0 for g in parameter_grads(head))
+
+
+@pytest.mark.parametrize('scale_factor', [0, -2])
+def test_point_rend_non_positive_scale_factor(scale_factor):
+    with pytest.raises(ValueError, match=rf'test_cfg\.scale_factor must be > 0, got {scale_factor}'):
+        _point_head().predict([torch.randn(1, 8, 3, 3)], torch.randn(1, 3, 3, 3), [dict(img_shape=(3, 3))],
+                              dict(TEST_CFG, scale_factor=scale_factor))

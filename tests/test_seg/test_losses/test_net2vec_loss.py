@@ -1,4 +1,5 @@
-"""Net2VecLoss as an mmseg loss: closed forms, ignore_index, 'auto' weighting, use in a decode head."""
+"""Net2VecLoss as an mmseg loss: closed forms, ignore_index, 'auto' weighting, use in a decode head, bad
+input (labels and logits that do not match, all-ignore labels)."""
 import pytest
 import torch
 from mmengine.structures import PixelData
@@ -98,3 +99,50 @@ def test_auto_weighting_counts_every_batch_seen_in_training():
     assert loss(torch.zeros(1, 2, 1, 2), second).item() == pytest.approx(-0.25)
     assert loss.seen_labelled.tolist() == [4, 4] and 'seen_labelled' not in loss.state_dict()
     assert loss.eval()(torch.zeros(1, 2, 1, 2), second).item() == 0.0
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+def _net2vec_label_beyond_logit_channels():
+    Net2VecLoss()(torch.randn(2, 3, 4, 4), torch.full((2, 4, 4), 5))
+
+
+def _net2vec_label_size_differs():
+    Net2VecLoss()(torch.randn(2, 3, 4, 4), torch.zeros(2, 1, 4, dtype=torch.long))
+
+
+def _net2vec_logits_without_class_axis():
+    Net2VecLoss()(torch.randn(2, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long))
+
+
+CHANNEL_CASES = [
+    (_net2vec_label_beyond_logit_channels, ValueError, r'(?i)label.*\b5\b.*\b3\b'),
+    (_net2vec_label_size_differs, ValueError, r'(?i)shape'),
+    (_net2vec_logits_without_class_axis, ValueError, r'(?i)\(N, C, H, W\)|4-D|dims'),
+]
+
+
+@pytest.mark.parametrize('case, error, match',
+                         [pytest.param(*case, id=case[0].__name__.strip('_')) for case in CHANNEL_CASES])
+def test_channel_mismatch(case, error, match):
+    with pytest.raises(error, match=match):
+        case()
+
+
+@pytest.mark.parametrize('factor_pos_class', ['auto', 0.5])
+def test_net2vec_all_ignore_labels_give_zero_loss_and_zero_gradient(factor_pos_class):
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    loss = Net2VecLoss(factor_pos_class=factor_pos_class)(logits, torch.full((2, 4, 4), 255))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_net2vec_partly_ignored_equals_the_labelled_pixels_alone():
+    torch.manual_seed(0)
+    logits = torch.randn(1, 2, 4, 4)
+    label = torch.randint(0, 2, (1, 4, 4))
+    masked = label.clone()
+    masked[:, 2:] = 255
+    loss = Net2VecLoss(factor_pos_class=0.5)
+    torch.testing.assert_close(loss(logits, masked), loss(logits[..., :2, :], label[:, :2]))
