@@ -1,5 +1,6 @@
 """Export an mmseg / mmdet model built from an mmext config to ONNX with torch's own (dynamo) exporter,
 and write ``deploy.json`` beside it."""
+import contextlib
 import inspect
 import platform
 from pathlib import Path
@@ -9,11 +10,12 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from .graph import SegmentorGraph
+from .graph import SegmentorGraph, SymbolicUpsample
 from .spec import FORMAT, ONNX_FILE, DeployError, write_spec
 
 TASKS = {'mmseg': 'segmentation', 'mmdet': 'detection'}
-MIN_SIZE, MAX_SIZE, MAX_BATCH = 32, 4096, 1024
+# A stride-32 feature map of one pixel would be a special case the exporter guards against.
+MIN_SIZE, MAX_SIZE, MAX_BATCH = 64, 4096, 1024
 
 
 def task_of(cfg: Config) -> str:
@@ -78,6 +80,29 @@ def untranslated_ops(program: torch.export.ExportedProgram) -> list:
     return found
 
 
+@contextlib.contextmanager
+def symbolic_upsampling(model: nn.Module):
+    """Swap mmseg ``Upsample`` modules with integer factors for :class:`SymbolicUpsample` while
+    exporting, and back.
+
+    ``Upsample`` computes its size as ``int(t * scale_factor)``, and ``int()`` of a symbolic size
+    makes the exporter specialise H and W to the example's.
+    """
+    from mmseg.models.utils import Upsample
+    swapped = []
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, Upsample) and not child.size and \
+                    isinstance(child.scale_factor, float) and child.scale_factor.is_integer():
+                setattr(parent, name, SymbolicUpsample(int(child.scale_factor), child.mode, child.align_corners))
+                swapped.append((parent, name, child))
+    try:
+        yield
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
+
+
 def export_graph(graph: nn.Module, example: torch.Tensor, onnx_path: Path, dynamic: bool,
                  opset: int, output_names) -> None:
     """``torch.onnx.export(dynamo=True)`` of ``graph(images)``; an op without an ONNX translation is a
@@ -87,7 +112,7 @@ def export_graph(graph: nn.Module, example: torch.Tensor, onnx_path: Path, dynam
         dims = (torch.export.Dim('batch', min=1, max=MAX_BATCH), torch.export.Dim('height', min=MIN_SIZE, max=MAX_SIZE),
                 torch.export.Dim('width', min=MIN_SIZE, max=MAX_SIZE))
         dynamic_shapes = {'images': {0: dims[0], 2: dims[1], 3: dims[2]}}
-    with torch.no_grad():
+    with torch.no_grad(), symbolic_upsampling(graph):
         program = torch.export.export(graph, (example,), dynamic_shapes=dynamic_shapes, strict=False)
         try:
             onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset,
@@ -125,7 +150,7 @@ def export_model(model: nn.Module, cfg: Config, out_dir, config_path: str = '',
             config's test size (:func:`test_input_size`).
         batch: static batch size (dynamic: B of the example, at least 2 so the exporter keeps it
             symbolic).
-        dynamic: make B, H and W dynamic (H, W in [32, 4096]).
+        dynamic: make B, H and W dynamic (H, W in [64, 4096]).
 
     Returns:
         the deploy.json contents.

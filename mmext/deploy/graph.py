@@ -7,6 +7,7 @@ config's loader gives (mmcv loads BGR); ``bgr_to_rgb`` happens inside the graph.
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 def normalize_images(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
@@ -24,6 +25,20 @@ def normalize_images(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
     if reverse_channels:
         images = images.flip(1)
     return (images - mean) / std
+
+
+class SymbolicUpsample(nn.Module):
+    """mmseg's ``Upsample`` by an integer factor, (B, C, h, w) -> (B, C, f * h, f * w), with the same
+    output but a size the exporter keeps symbolic (no ``int()`` of it)."""
+
+    def __init__(self, factor: int, mode: str, align_corners):
+        super().__init__()
+        self.factor, self.mode, self.align_corners = factor, mode, align_corners
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        return F.interpolate(x, size=(height * self.factor, width * self.factor), mode=self.mode,
+                             align_corners=self.align_corners)
 
 
 class PreprocessedGraph(nn.Module):

@@ -132,8 +132,10 @@ def grid_indices_to_coords(indices: torch.Tensor, height: int, width: int,
         :func:`point_sample` with the same convention returns the map's values there exactly
         (up to grid_sample's own rounding; mmseg's rounding adds one more).
     """
-    cols = (indices % width).float()
-    rows = torch.div(indices, width, rounding_mode='floor').float()
+    rows = torch.div(indices, width, rounding_mode='floor')
+    # Not ``indices % width``: the ONNX exporter cannot translate a remainder by a symbolic width.
+    cols = (indices - rows * width).float()
+    rows = rows.float()
     if align_corners:
         return torch.stack([cols / max(width - 1, 1), rows / max(height - 1, 1)], dim=2)
     if mmseg_rounding:
@@ -146,8 +148,13 @@ def grid_indices_to_coords(indices: torch.Tensor, height: int, width: int,
 def uncertain_point_indices_on_grid(
         logits: torch.Tensor, num_points: int, align_corners: bool = False,
         uncertainty: Callable[[torch.Tensor], torch.Tensor] = point_uncertainty,
-        mmseg_rounding: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        mmseg_rounding: bool = False, pad_to_num_points: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
     """Inference points: the ``min(H * W, num_points)`` most uncertain pixels of a logit map.
+
+    With ``pad_to_num_points`` exactly ``num_points`` indices are returned, those past the
+    ``min(H * W, num_points)`` real ones being padding ``>= H * W`` (coords below the map, which
+    :func:`point_sample` reads as 0) for :func:`scatter_point_logits` to drop: the ONNX exporter can
+    express a ``topk`` whose k does not depend on a symbolic H * W, not ``min(H * W, num_points)``.
 
     Args:
         logits: (B, K, H, W) class logits (the x2-upsampled map of a subdivision step).
@@ -155,19 +162,24 @@ def uncertain_point_indices_on_grid(
         align_corners: convention of the returned coords, see :func:`grid_indices_to_coords`.
         uncertainty: (B, K, H, W) -> (B, 1, H, W) score, higher is more uncertain.
         mmseg_rounding: pixel centres rounded as mmseg's, see :func:`grid_indices_to_coords`.
+        pad_to_num_points: return ``num_points`` indices, padded as above.
 
     Returns:
-        indices: (B, P) flat indices, P = min(H * W, num_points).
+        indices: (B, P) flat indices, P = min(H * W, num_points) (``num_points`` if padded).
         coords: (B, P, 2) their pixel-centre coords, see :func:`grid_indices_to_coords`.
     """
     batch_size, _, height, width = logits.shape
     scores = uncertainty(logits).view(batch_size, height * width)
-    indices = scores.topk(min(height * width, num_points), dim=1).indices
+    if pad_to_num_points:  # -inf scores rank below every pixel, so the pixels chosen are the same
+        scores = torch.cat([scores, scores.new_full((batch_size, num_points), float('-inf'))], dim=1)
+        indices = scores.topk(num_points, dim=1).indices
+    else:
+        indices = scores.topk(min(height * width, num_points), dim=1).indices
     return indices, grid_indices_to_coords(indices, height, width, align_corners, mmseg_rounding)
 
 
 def scatter_point_logits(logits: torch.Tensor, indices: torch.Tensor, point_logits: torch.Tensor,
-                         inplace: bool = False) -> torch.Tensor:
+                         inplace: bool = False, num_padding: int = 0) -> torch.Tensor:
     """Write point predictions into a logit map; every other pixel keeps its value.
 
     Args:
@@ -177,11 +189,18 @@ def scatter_point_logits(logits: torch.Tensor, indices: torch.Tensor, point_logi
         inplace: write into ``logits`` (contiguous) instead of a copy: for a map the caller has just
             made, such as a subdivision step's upsampled logits, it saves copying the whole map
             (160 MB for 19 classes at 1024 x 2048).
+        num_padding: indices in ``[H * W, H * W + num_padding)`` are padding (see
+            :func:`uncertain_point_indices_on_grid`) and dropped; with padding there is a copy.
 
     Returns:
-        (B, K, H, W) map: ``logits`` itself if ``inplace``, else a new one.
+        (B, K, H, W) map: ``logits`` itself if ``inplace`` and no padding, else a new one.
     """
     batch_size, num_classes, height, width = logits.shape
+    if num_padding:
+        flat = torch.cat([logits.reshape(batch_size, num_classes, height * width),
+                          logits.new_zeros(batch_size, num_classes, num_padding)], dim=2)
+        flat = flat.scatter(2, indices.unsqueeze(1).expand(-1, num_classes, -1), point_logits)
+        return flat[:, :, :height * width].reshape(batch_size, num_classes, height, width)
     flat = logits.view(batch_size, num_classes, height * width) if inplace else \
         logits.reshape(batch_size, num_classes, height * width)
     scatter = flat.scatter_ if inplace else flat.scatter

@@ -166,3 +166,23 @@ def test_scatter_in_place_writes_into_the_given_map():
     out = scatter_point_logits(logits, indices, point_logits, inplace=True)
     assert out.data_ptr() == logits.data_ptr()  # no copy of the map
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize('num_points', [5, 12, 40])  # fewer, as many as and more than the 3 x 4 pixels
+def test_padded_grid_selection_picks_the_same_pixels_and_scatter_drops_the_padding(num_points):
+    logits, point_logits = torch.randn(2, 3, 3, 4), torch.randn(2, 3, num_points)
+    indices, coords = uncertain_point_indices_on_grid(logits, num_points)
+    padded, padded_coords = uncertain_point_indices_on_grid(logits, num_points, pad_to_num_points=True)
+    real = min(12, num_points)
+    assert padded.shape == (2, num_points) and (padded[:, real:] >= 12).all()
+    assert torch.equal(padded[:, :real].sort(1).values, indices.sort(1).values)
+    assert (padded_coords[:, real:, 1] > 1).all()  # below the map: point_sample reads zeros there
+    expected = scatter_point_logits(logits, padded[:, :real], point_logits[:, :, :real])
+    assert torch.equal(scatter_point_logits(logits, padded, point_logits, num_padding=num_points), expected)
+
+
+def test_pixel_coords_of_flat_indices_without_a_remainder():
+    indices = torch.arange(35).view(1, 35)
+    coords = grid_indices_to_coords(indices, 5, 7)
+    assert torch.equal(coords[0, :, 0], (torch.arange(35) % 7 + 0.5) / 7)
+    assert torch.equal(coords[0, :, 1], (torch.arange(35) // 7 + 0.5) / 5)

@@ -171,15 +171,20 @@ class PointRendHead(BaseCascadeDecodeHead):
         factors = scale_factor if isinstance(scale_factor, (tuple, list)) else [scale_factor]
         if not all(isinstance(f, (int, float)) and f > 0 for f in factors):
             raise ValueError(f'PointRendHead: model.test_cfg.scale_factor must be > 0, got {scale_factor}')
+        # The ONNX exporter cannot express topk's k = min(h * w, num_points) for a symbolic map size:
+        # exported graphs take num_points padded indices instead (the same pixels are refined).
+        padding = num_points if torch.compiler.is_exporting() else 0
         refined, all_coords = prev_output, []
         for _ in range(steps):
             refined = resize(refined, scale_factor=scale_factor, mode='bilinear',
                              align_corners=self.align_corners)
             indices, coords = uncertain_point_indices_on_grid(refined, num_points, self.align_corners,
-                                                              mmseg_rounding=True)
+                                                              mmseg_rounding=True,
+                                                              pad_to_num_points=bool(padding))
             refined = scatter_point_logits(  # in place: ``refined`` is resize's new tensor
-                refined, indices, self.point_logits(fine_feats, prev_output, coords), inplace=True)
-            all_coords.append(coords)
+                refined, indices, self.point_logits(fine_feats, prev_output, coords), inplace=True,
+                num_padding=padding)
+            all_coords.append(coords[:, :indices.shape[1] - padding] if padding else coords)
         return refined, all_coords
 
     def predict(self, inputs: List[torch.Tensor], prev_output: torch.Tensor,
