@@ -1,8 +1,9 @@
 """Pure tensor functions behind the mmext methods (no registries, no OpenMMLab imports)."""
 from .boundary_iou import boundary_intersect_and_union, class_boundary_iou, inner_boundary
 from .checks import ClassCountError, check_boxes, check_class_count, check_label_range
-from .directional import (class_embedding_sums, ema_update_means, means_from_sums, modified_sigmoid,
-                          modified_sigmoid_log_prob, modified_sigmoid_logit, unit_embeddings)
+from .directional import (class_embedding_sums, cosine_to_means, ema_update_means, means_from_sums,
+                          modified_sigmoid, modified_sigmoid_log_prob, modified_sigmoid_logit,
+                          unit_embeddings)
 from .iou_encoding import (box_sums, intersect_decode, intersect_encode, iou_encode, proto_size,
                            same_padding)
 from .net2vec import area_axes, concept_masks, net2vec_loss
@@ -11,16 +12,19 @@ from .object_context import (object_context, pixel_region_relation, soft_object_
 from .point_rend import (grid_indices_to_coords, point_labels, point_sample, point_uncertainty,
                          scatter_point_logits, training_point_counts,
                          uncertain_point_coords_with_randomness, uncertain_point_indices_on_grid)
+from .precision import computed_in_fp32
 
 __all__ = [
     'inner_boundary', 'boundary_intersect_and_union', 'class_boundary_iou',
     'ClassCountError', 'check_class_count', 'check_label_range', 'check_boxes',
-    'unit_embeddings', 'modified_sigmoid_log_prob', 'modified_sigmoid', 'modified_sigmoid_logit',
+    'unit_embeddings', 'cosine_to_means', 'modified_sigmoid_log_prob', 'modified_sigmoid',
+    'modified_sigmoid_logit',
     'class_embedding_sums', 'ema_update_means', 'means_from_sums',
     'proto_size', 'same_padding', 'box_sums', 'intersect_encode', 'iou_encode', 'intersect_decode',
     'area_axes', 'net2vec_loss', 'concept_masks',
     'soft_object_regions', 'spatial_gather', 'pixel_region_relation', 'object_context',
     'point_sample', 'point_uncertainty', 'training_point_counts',
     'uncertain_point_coords_with_randomness', 'grid_indices_to_coords',
-    'uncertain_point_indices_on_grid', 'scatter_point_logits', 'point_labels'
+    'uncertain_point_indices_on_grid', 'scatter_point_logits', 'point_labels',
+    'computed_in_fp32',
 ]

@@ -15,7 +15,10 @@ are not learned by gradient: they follow the embeddings of the anchors assigned 
 import torch
 import torch.nn.functional as F
 
+from .precision import computed_in_fp32
 
+
+@computed_in_fp32
 def unit_embeddings(embeddings: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """L2-normalize along the last dimension; a zero embedding stays zero (no NaN).
 
@@ -29,6 +32,21 @@ def unit_embeddings(embeddings: torch.Tensor, eps: float = 1e-6) -> torch.Tensor
     return embeddings / embeddings.norm(dim=-1, keepdim=True).clamp(min=eps)
 
 
+@computed_in_fp32
+def cosine_to_means(unit: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities of unit embeddings to unit class means.
+
+    Args:
+        unit: (..., E) unit embeddings (:func:`unit_embeddings`).
+        means: (C, E) unit class means.
+
+    Returns:
+        (..., C) fp32 ``s = u . m_c``.
+    """
+    return unit @ means.t()
+
+
+@computed_in_fp32
 def modified_sigmoid_log_prob(cos_sim: torch.Tensor, weight: torch.Tensor,
                               bias: torch.Tensor) -> torch.Tensor:
     """log p of the modified sigmoid, computed with logsigmoid for stability.
@@ -50,6 +68,7 @@ def modified_sigmoid(cos_sim: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     return modified_sigmoid_log_prob(cos_sim, weight, bias).exp()
 
 
+@computed_in_fp32
 def modified_sigmoid_logit(cos_sim: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
                            eps: float = 1e-5) -> torch.Tensor:
     """``logit(p)`` of the modified sigmoid with p clamped to [eps, 1 - eps].
@@ -59,11 +78,11 @@ def modified_sigmoid_logit(cos_sim: torch.Tensor, weight: torch.Tensor, bias: to
     it also keeps the logit finite where a learned w < 0 would give p > 1.
 
     Returns:
-        (..., C) logits in the dtype of ``cos_sim``, computed in fp32 (in fp16/bf16 ``1 - eps``
+        (..., C) fp32 logits, computed in fp32 whatever the input dtype (in fp16/bf16 ``1 - eps``
         rounds to 1 and the logit would be infinite); shapes as :func:`modified_sigmoid_log_prob`.
     """
-    log_prob = modified_sigmoid_log_prob(cos_sim.float(), weight.float(), bias.float())
-    return torch.logit(log_prob.exp().clamp(eps, 1 - eps)).to(cos_sim.dtype)
+    log_prob = modified_sigmoid_log_prob(cos_sim, weight, bias)
+    return torch.logit(log_prob.exp().clamp(eps, 1 - eps))
 
 
 def class_embedding_sums(embeddings: torch.Tensor, labels: torch.Tensor,

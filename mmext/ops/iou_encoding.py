@@ -23,6 +23,8 @@ from typing import Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
+from .precision import computed_in_fp32
+
 ProtoShape = Union[torch.Tensor, Sequence[Sequence[float]]]
 
 
@@ -109,6 +111,7 @@ def _intersect(masks: torch.Tensor, proto: Optional[torch.Tensor], size: Tuple[i
     return F.conv2d(padded, proto[None, None].to(masks.dtype))
 
 
+@computed_in_fp32
 def intersect_encode(masks: torch.Tensor, proto_shape: Optional[ProtoShape] = None,
                      kernel_size=None, normalize_by: str = 'proto_shape') -> torch.Tensor:
     """Fuzzy intersection of each mask with the proto shape anchored at every pixel.
@@ -135,6 +138,7 @@ def intersect_encode(masks: torch.Tensor, proto_shape: Optional[ProtoShape] = No
     raise ValueError(f"normalize_by must be 'proto_shape', 'target' or 'none', got {normalize_by!r}")
 
 
+@computed_in_fp32
 def iou_encode(masks: torch.Tensor, proto_shape: Optional[ProtoShape] = None, kernel_size=None,
                smooth: float = 1e-7) -> torch.Tensor:
     """IoU of each mask with the proto shape anchored at every pixel.
@@ -157,6 +161,7 @@ def iou_encode(masks: torch.Tensor, proto_shape: Optional[ProtoShape] = None, ke
     return inter.add_(smooth).div_(union_plus_smooth)
 
 
+@computed_in_fp32
 def intersect_decode(masks: torch.Tensor, proto_shape: Optional[ProtoShape] = None,
                      kernel_size=None) -> torch.Tensor:
     """Paint the proto shape back, weighted by an encoding: the adjoint of :func:`intersect_encode`

@@ -16,6 +16,8 @@ from typing import Callable, Optional, Tuple, Union
 
 import torch
 
+from .precision import computed_in_fp32
+
 Reduction = Union[str, Callable[[torch.Tensor], torch.Tensor]]
 
 
@@ -27,6 +29,7 @@ def area_axes(ndim: int) -> Tuple[int, ...]:
     return (0,) if ndim == 1 else (1, 0) if ndim == 2 else (ndim - 1, ndim - 2)
 
 
+@computed_in_fp32
 def net2vec_loss(outputs: torch.Tensor, targets: torch.Tensor,
                  factor_pos_class: Union[float, torch.Tensor] = 0.5, reduction: Reduction = 'mean',
                  target_thresh: float = 0.0, weight: Optional[torch.Tensor] = None) -> torch.Tensor:

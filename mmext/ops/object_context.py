@@ -16,7 +16,10 @@ The three steps of the paper:
 import torch
 import torch.nn.functional as F
 
+from .precision import computed_in_fp32
 
+
+@computed_in_fp32
 def soft_object_regions(region_logits: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """Spatial softmax of region logits: the soft object regions of OCR.
 
@@ -30,6 +33,7 @@ def soft_object_regions(region_logits: torch.Tensor, scale: float = 1.0) -> torc
     return F.softmax(scale * region_logits.flatten(2), dim=2)
 
 
+@computed_in_fp32
 def spatial_gather(feats: torch.Tensor, region_logits: torch.Tensor,
                    scale: float = 1.0) -> torch.Tensor:
     """Object-region representations: pixel features averaged with the soft object regions.
@@ -48,6 +52,7 @@ def spatial_gather(feats: torch.Tensor, region_logits: torch.Tensor,
     return region_feats.transpose(1, 2).unsqueeze(3)
 
 
+@computed_in_fp32
 def pixel_region_relation(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """Pixel-region relation weights ``softmax_k(q_n . k_k / sqrt(Ck))``.
 

@@ -11,8 +11,8 @@ from mmdet.structures.bbox import cat_boxes
 from mmengine import dist
 
 from mmext.ops.checks import check_boxes, check_label_range
-from mmext.ops.directional import (class_embedding_sums, ema_update_means, means_from_sums,
-                                   modified_sigmoid_logit, unit_embeddings)
+from mmext.ops.directional import (class_embedding_sums, cosine_to_means, ema_update_means,
+                                   means_from_sums, modified_sigmoid_logit, unit_embeddings)
 
 MEANS_UPDATES = ('batch', 'manual')
 
@@ -123,7 +123,7 @@ class DLDEHead(RetinaHead):
     def embeddings_to_logits(self, embedding_map: torch.Tensor) -> torch.Tensor:
         """(B, A*E, H, W) embeddings -> (B, A*C, H, W) logit(p) class scores, RetinaHead's layout."""
         batch_size, _, height, width = embedding_map.shape
-        cos_sim = self._anchor_embeddings(embedding_map) @ self.means.t()  # (B, H*W*A, C)
+        cos_sim = cosine_to_means(self._anchor_embeddings(embedding_map), self.means)  # (B, H*W*A, C)
         logits = modified_sigmoid_logit(cos_sim, self.class_weight, self.class_bias)
         return logits.reshape(batch_size, height, width, -1).permute(0, 3, 1, 2)
 
