@@ -1,0 +1,99 @@
+"""Train-step time of the embedded models in fp32 and in mixed precision, interleaved in one process.
+
+    .venv/bin/python tools/benchmarks/amp_train_step.py [--configs CONFIG ...] [--repeats 10]
+        [--out-dir work_dirs/benchmarks/amp]
+
+For each config, two copies of its model with the same weights take one ``train_step`` each on the same
+batch of the config's training data, in turns: one through ``OptimWrapper`` (fp32), one through
+``MixedPrecisionOptimWrapper`` (bf16 autocast on a CPU with bf16 units, fp16 on a GPU), both built from
+the config's ``optim_wrapper``. It prints the median seconds and the ratio mixed / fp32 (the issue's
+goal on CPU: <= 0.6) and writes ``amp_train_step.json`` and ``amp_train_step.md``.
+
+Pretrained initialisations (``init_cfg=dict(type='Pretrained')``, e.g. the Net2Vec probe's frozen
+backbone) are dropped: weights do not change the time of a step.
+"""
+import argparse
+import copy
+import json
+import os
+import os.path as osp
+import statistics
+
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+
+import mmext  # noqa: F401  (registers the models and MixedPrecisionOptimWrapper)
+from mmext.analysis import build_model, environment, load_batches, quiet_logs, ratio, time_interleaved
+from mmext.engine.optim import cpu_bf16_flags
+
+CONFIGS = ('configs/ocr_r50.py', 'configs/pointrend_r50.py', 'configs/dlde_retinanet_r50.py',
+           'configs/net2vec_r50.py')
+
+
+def without_pretrained(cfg):
+    """``cfg`` with every ``init_cfg`` of type Pretrained removed (nothing is loaded)."""
+    if isinstance(cfg, dict):
+        return {key: without_pretrained(value) for key, value in cfg.items()
+                if not (key == 'init_cfg' and isinstance(value, dict) and value.get('type') == 'Pretrained')}
+    if isinstance(cfg, list):
+        return [without_pretrained(value) for value in cfg]
+    return cfg
+
+
+def time_config(path, repeats, device):
+    cfg = Config.fromfile(path)
+    cfg.model = without_pretrained(cfg.model.to_dict())
+    batch = load_batches(cfg, 'train', max_batches=1)[0]
+    models, wrappers = {}, {}
+    for name, wrapper_type in (('fp32', 'OptimWrapper'), ('mixed', 'MixedPrecisionOptimWrapper')):
+        models[name] = build_model(cfg, device=device, seed=0).train()
+        wrapper_cfg = dict(copy.deepcopy(cfg.optim_wrapper.to_dict()), type=wrapper_type)
+        if wrapper_type == 'OptimWrapper':
+            wrapper_cfg.pop('loss_scale', None)
+        wrappers[name] = build_optim_wrapper(models[name], wrapper_cfg)
+    steps = {name: (lambda _, name=name: models[name].train_step(copy.copy(batch), wrappers[name]))
+             for name in models}
+    times = time_interleaved(steps, repeats=repeats, warmup=2, device=device)
+    medians = {name: statistics.median(samples) for name, samples in times.items()}
+    return dict(config=path, batch_size=len(batch['inputs']), input_shape=list(batch['inputs'][0].shape),
+                samples=times, median_seconds=medians, ratio_mixed_to_fp32=ratio(medians['mixed'],
+                                                                                medians['fp32']))
+
+
+def markdown(results, env):
+    lines = [f'Train step, median of {len(results[0]["samples"]["fp32"])} interleaved steps; {env}', '',
+             '| config | batch | fp32 (s) | mixed (s) | mixed / fp32 |', '|---|---|---|---|---|']
+    for result in results:
+        seconds = result['median_seconds']
+        lines.append(f'| {osp.basename(result["config"])} | {result["batch_size"]} | {seconds["fp32"]:.3f} | '
+                     f'{seconds["mixed"]:.3f} | {result["ratio_mixed_to_fp32"]:.3f} |')
+    return '\n'.join(lines) + '\n'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--configs', nargs='+', default=list(CONFIGS))
+    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--out-dir', default='work_dirs/benchmarks/amp')
+    args = parser.parse_args()
+    device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'cpu' and not cpu_bf16_flags():
+        raise SystemExit('this CPU has no bf16 units: mixed precision is refused on it, nothing to time')
+    quiet_logs()
+    env = environment()
+    summary = f'{device}, {torch.get_num_threads()} threads, bf16 flags {cpu_bf16_flags() or "none"}'
+    results = []
+    for path in args.configs:
+        results.append(time_config(path, args.repeats, device))
+        print(markdown(results[-1:], summary).splitlines()[-1], flush=True)
+    os.makedirs(args.out_dir, exist_ok=True)
+    with open(osp.join(args.out_dir, 'amp_train_step.json'), 'w') as f:
+        json.dump(dict(environment=env, device=device, results=results), f, indent=1)
+    with open(osp.join(args.out_dir, 'amp_train_step.md'), 'w') as f:
+        f.write(markdown(results, summary))
+    print(markdown(results, summary))
+
+
+if __name__ == '__main__':
+    main()
