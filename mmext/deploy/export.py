@@ -148,8 +148,7 @@ def export_model(model: nn.Module, cfg: Config, out_dir, config_path: str = '',
         model: the built model (weights loaded), whose config is ``cfg``.
         shape: (H, W) of the example input, the static size unless ``dynamic``; default the
             config's test size (:func:`test_input_size`).
-        batch: static batch size (dynamic: B of the example, at least 2 so the exporter keeps it
-            symbolic).
+        batch: static batch size (dynamic: B of the example, at least 3).
         dynamic: make B, H and W dynamic (H, W in [64, 4096]).
 
     Returns:
@@ -160,7 +159,8 @@ def export_model(model: nn.Module, cfg: Config, out_dir, config_path: str = '',
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     graph = build_graph(model.eval(), task)
-    example_batch = max(batch, 2) if dynamic else batch
+    # Dynamic: B >= 2, or the exporter specialises it to 1; 3, so that batches of 1 and 2 are unseen.
+    example_batch = max(batch, 3) if dynamic else batch
     torch.manual_seed(0)
     example = torch.rand(example_batch, 3, height, width) * 255
     export_graph(graph, example, out_dir / ONNX_FILE, dynamic, opset, graph.output_names)
