@@ -1,0 +1,32 @@
+"""Evaluate an exported model on the config's test set with the config's evaluator."""
+import argparse
+
+from mmengine.config import Config, DictAction
+
+import mmext  # noqa: F401  (registers the datasets and metrics)
+from mmext.deploy import BACKENDS, PRECISIONS, DeployedModel
+from mmext.deploy.evaluation import evaluate
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Test an exported model')
+    parser.add_argument('config')
+    parser.add_argument('export_dir')
+    parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime')
+    parser.add_argument('--precision', choices=PRECISIONS, default='fp32')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    metrics = evaluate(DeployedModel(args.export_dir, args.backend, args.precision), cfg)
+    print('  '.join(f'{key}: {value:.4f}' if isinstance(value, float) else f'{key}: {value}'
+                    for key, value in metrics.items()))
+
+
+if __name__ == '__main__':
+    main()
