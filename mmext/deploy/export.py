@@ -75,8 +75,8 @@ def untranslated_ops(program: torch.export.ExportedProgram) -> list:
         if registry.get_decomps(node.target) or node.target.namespace == 'onnx_symbolic':
             continue
         path, module_type = next(reversed(node.meta.get('nn_module_stack', {'': ('', '')}).values()))
-        found.append((path or '(top level)', getattr(module_type, '__name__', str(module_type)),
-                      str(node.target)))
+        type_name = getattr(module_type, '__name__', str(module_type)).rsplit('.', 1)[-1]
+        found.append((path or '(top level)', type_name, str(node.target)))
     return found
 
 
