@@ -64,6 +64,8 @@ class DeployedModel:
         self.export_dir = Path(export_dir)
         self.spec = read_spec(self.export_dir)
         self.task = self.spec['task']
+        if self.task != 'segmentation':
+            raise DeployError(f'{export_dir}: task {self.task!r}; DeployedModel serves segmentation exports')
         self.session = open_session(self.export_dir / self.spec['onnx'], backend, precision)
 
     @property
@@ -76,18 +78,13 @@ class DeployedModel:
         return self.session(batch)
 
     def predict(self, images: Sequence[Image], metainfos: Sequence[dict] = None) -> list:
-        """Images (paths or (H, W, 3) uint8 BGR arrays of one size) -> SegDataSample / DetDataSample.
+        """Images (paths or (H, W, 3) uint8 BGR arrays of one size) -> SegDataSamples.
 
         Args:
-            metainfos: per image, meta such as ``scale_factor`` (detection: boxes are divided by it, as
-                ``predict(rescale=True)`` does) to carry into the samples.
+            metainfos: per image, meta to carry into the samples (e.g. the dataset's ``img_path``).
         """
         outputs = self.run(stack_images(load_images(images)))
-        if self.task == 'segmentation':
-            samples = seg_samples(outputs['logits'], self.spec.get('threshold'))
-        else:
-            from .detection import det_samples
-            samples = det_samples(outputs, metainfos)
+        samples = seg_samples(outputs['logits'], self.spec.get('threshold'))
         for sample, meta in zip(samples, metainfos or ()):
             sample.set_metainfo(meta)
         return samples

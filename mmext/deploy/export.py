@@ -57,10 +57,10 @@ def dataset_metainfo(cfg: Config) -> dict:
 
 
 def build_graph(model: nn.Module, task: str) -> nn.Module:
-    if task == 'segmentation':
-        return SegmentorGraph(model).eval()
-    from .detection import DetectorGraph
-    return DetectorGraph(model).eval()
+    if task != 'segmentation':
+        raise DeployError('detection export (score threshold and NMS inside the graph) is not '
+                          'implemented yet; mmext.deploy exports segmentors')
+    return SegmentorGraph(model).eval()
 
 
 def untranslated_ops(program: torch.export.ExportedProgram) -> list:

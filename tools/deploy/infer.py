@@ -1,4 +1,4 @@
-"""Run an exported model on images and write mask overlays (segmentation) or box drawings (detection)."""
+"""Run an exported segmentation model on images and write mask overlays."""
 import argparse
 from pathlib import Path
 
@@ -6,7 +6,7 @@ import cv2
 
 from mmext.deploy import BACKENDS, PRECISIONS, DeployedModel
 from mmext.deploy.deployed_model import load_images
-from mmext.deploy.drawing import draw_boxes, overlay_labels
+from mmext.deploy.drawing import overlay_labels
 
 
 def parse_args():
@@ -26,12 +26,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for path, image in zip(args.images, load_images(args.images)):
         sample = model.predict([image])[0]  # one at a time: images may differ in size
-        if model.task == 'segmentation':
-            picture = overlay_labels(image, sample.pred_sem_seg.data[0].numpy().astype(int), model.spec['palette'])
-        else:
-            pred = sample.pred_instances
-            picture = draw_boxes(image, pred.bboxes.numpy(), pred.labels.numpy(), pred.scores.numpy(),
-                                 model.classes, model.spec['palette'])
+        picture = overlay_labels(image, sample.pred_sem_seg.data[0].numpy().astype(int), model.spec['palette'])
         target = out / Path(path).name
         cv2.imwrite(str(target.with_suffix('.png')), picture)
         print(f'{path} -> {target.with_suffix(".png")}')
