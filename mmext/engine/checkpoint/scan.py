@@ -80,7 +80,7 @@ class _Node:
     __slots__ = ('kind', 'value', 'items', 'size')
 
     def __init__(self, kind, value=None, items=None, size=1):
-        self.kind, self.value, self.items, self.size = kind, value, items, size
+        self.kind, self.value, self.items, self.size = kind, value, [] if items is None else items, size
 
 
 _MARK = _Node('mark')
@@ -132,7 +132,7 @@ class _PickleScan:
             elif name == 'GLOBAL':
                 stack.append(_Node('global', _python3_name(*arg.split(' ', 1))))
             elif name in ('EMPTY_TUPLE', 'EMPTY_LIST', 'EMPTY_DICT', 'EMPTY_SET'):
-                stack.append(_Node(name[6:].lower(), items=[]))
+                stack.append(_Node(name[6:].lower()))
             elif name == 'TUPLE':
                 stack.append(self.new('tuple', self.pop_mark()))
             elif name in ('TUPLE1', 'TUPLE2', 'TUPLE3'):
@@ -144,7 +144,8 @@ class _PickleScan:
                 items = self.pop_mark() if name.endswith('S') else [stack.pop() for _ in range(
                     1 if name == 'APPEND' else 2)][::-1]
                 target = stack[-1]
-                target.items = (target.items or []) + items
+                self.check_container(name, target)
+                target.items.extend(items)
                 self.grow(target, sum(item.size for item in items))
             elif name == 'BUILD':
                 state = stack.pop()
@@ -171,7 +172,7 @@ class _PickleScan:
 
     def storage(self, pid):
         """A persistent id: ('storage', type, key, location, numel[, view metadata])."""
-        values = [item.value for item in pid.items or ()] if pid.kind == 'tuple' else None
+        values = [item.value for item in pid.items] if pid.kind == 'tuple' else None
         if not values or len(values) < 5 or values[0] != 'storage' or pid.items[1].kind != 'global':
             raise CheckpointStructureError('a persistent id that is not a tensor storage')
         type_name, key, numel = values[1], values[2], values[4]
@@ -238,6 +239,15 @@ class _PickleScan:
             raise CheckpointStructureError(f'{name}.__new__ with arguments from the file, which no '
                                            'OpenMMLab checkpoint contains (it allocates what they say)')
         return self.new('call', [args], value=name)
+
+    @staticmethod
+    def check_container(opcode, target):
+        """APPEND(S) extend lists; SETITEM(S) fill dicts, OrderedDicts and Counters (as torch checks)."""
+        mapping = target.kind == 'dict' or (target.kind == 'call' and target.value in (
+            'collections.OrderedDict', 'collections.Counter'))
+        if not (target.kind == 'list' if opcode.startswith('APPEND') else mapping):
+            raise CheckpointStructureError(f'pickle opcode {opcode} on a {target.kind} '
+                                           f'{target.value or ""}'.rstrip())
 
     def check_build(self, obj, state):
         if obj.kind == 'call' and (obj.value in _TENSOR_REBUILDS
@@ -308,7 +318,8 @@ def _scan_pickle(data, limits, storage_sizes=None):
         return scan.run(pickletools.genops(data)), scan.storages
     except CheckpointStructureError:
         raise
-    except (ValueError, EOFError, UnicodeDecodeError, IndexError, KeyError) as error:
+    except (ValueError, EOFError, UnicodeDecodeError, IndexError, KeyError, AttributeError,
+            TypeError) as error:  # malformed opcodes or stack: torch's unpickler would fail too
         raise CheckpointStructureError(f'its pickle cannot be parsed ({type(error).__name__}: {error})')
 
 

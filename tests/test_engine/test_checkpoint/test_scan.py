@@ -94,3 +94,23 @@ def test_file_objects_are_scanned_and_rewound(tmp_path):
     scan_checkpoint(buffer)
     assert buffer.tell() == 0
     assert torch.equal(load_checkpoint_file(buffer, name='in-memory')['w'], torch.ones(3))
+
+
+@pytest.mark.parametrize('data_pkl', [
+    b'\x80\x02K\x01K\x02a.',       # APPEND to an integer
+    b'\x80\x02(K\x01t\x85R.',      # REDUCE of a tuple
+    b'\x80\x02h\x05.',             # memo entry never set
+    b'\x80\x02}K\x01',             # no STOP
+    b'\x80\x02\x95\x00.',          # FRAME-like garbage
+], ids=['append-to-int', 'reduce-of-tuple', 'unset-memo', 'no-stop', 'garbage'])
+def test_malformed_pickles_are_refused_as_structure_errors(tmp_path, data_pkl):
+    path = tmp_path / 'malformed.pth'
+    torch.save({}, path)
+    import zipfile
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    with zipfile.ZipFile(path, 'w') as archive:
+        for name, data in members.items():
+            archive.writestr(name, data_pkl if name.endswith('/data.pkl') else data)
+    with pytest.raises(CheckpointStructureError):
+        scan_checkpoint(path)
