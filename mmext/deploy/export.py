@@ -94,7 +94,8 @@ def symbolic_upsampling(model: nn.Module):
         for name, child in parent.named_children():
             if isinstance(child, Upsample) and not child.size and \
                     isinstance(child.scale_factor, float) and child.scale_factor.is_integer():
-                setattr(parent, name, SymbolicUpsample(int(child.scale_factor), child.mode, child.align_corners))
+                setattr(parent, name,
+                        SymbolicUpsample(int(child.scale_factor), child.mode, child.align_corners))
                 swapped.append((parent, name, child))
     try:
         yield
@@ -109,9 +110,10 @@ def export_graph(graph: nn.Module, example: torch.Tensor, onnx_path: Path, dynam
     :class:`DeployError` naming its module."""
     dynamic_shapes = None
     if dynamic:
-        dims = (torch.export.Dim('batch', min=1, max=MAX_BATCH), torch.export.Dim('height', min=MIN_SIZE, max=MAX_SIZE),
-                torch.export.Dim('width', min=MIN_SIZE, max=MAX_SIZE))
-        dynamic_shapes = {'images': {0: dims[0], 2: dims[1], 3: dims[2]}}
+        Dim = torch.export.Dim
+        dynamic_shapes = {'images': {0: Dim('batch', min=1, max=MAX_BATCH),
+                                     2: Dim('height', min=MIN_SIZE, max=MAX_SIZE),
+                                     3: Dim('width', min=MIN_SIZE, max=MAX_SIZE)}}
     with torch.no_grad(), symbolic_upsampling(graph):
         program = torch.export.export(graph, (example,), dynamic_shapes=dynamic_shapes, strict=False)
         try:

@@ -3,7 +3,7 @@ classes, palette, normalisation, outputs, versions), and the checks of an export
 input batch against it."""
 import json
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -72,7 +72,3 @@ def check_batch(spec: dict, batch: np.ndarray) -> None:
                   'or --shape for other sizes'
     if problem is not None:
         raise DeployError(f'expected {describe_input(spec)}; {problem}')
-
-
-def static_dims(shape: Sequence[Optional[int]]) -> bool:
-    return all(d is not None for d in shape)

@@ -26,7 +26,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for path, image in zip(args.images, load_images(args.images)):
         sample = model.predict([image])[0]  # one at a time: images may differ in size
-        picture = overlay_labels(image, sample.pred_sem_seg.data[0].numpy().astype(int), model.spec['palette'])
+        labels = sample.pred_sem_seg.data[0].numpy().astype(int)
+        picture = overlay_labels(image, labels, model.spec['palette'])
         target = out / Path(path).name
         cv2.imwrite(str(target.with_suffix('.png')), picture)
         print(f'{path} -> {target.with_suffix(".png")}')
