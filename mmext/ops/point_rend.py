@@ -185,7 +185,8 @@ def scatter_point_logits(logits: torch.Tensor, indices: torch.Tensor, point_logi
     Args:
         logits: (B, K, H, W) map.
         indices: (B, P) flat pixel indices.
-        point_logits: (B, K, P) logits of those pixels.
+        point_logits: (B, K, P) logits of those pixels, written in ``logits``' dtype (under autocast
+            the point MLP gives fp16/bf16 while an fp32 coarse map stays fp32).
         inplace: write into ``logits`` (contiguous) instead of a copy: for a map the caller has just
             made, such as a subdivision step's upsampled logits, it saves copying the whole map
             (160 MB for 19 classes at 1024 x 2048).
@@ -196,6 +197,7 @@ def scatter_point_logits(logits: torch.Tensor, indices: torch.Tensor, point_logi
         (B, K, H, W) map: ``logits`` itself if ``inplace`` and no padding, else a new one.
     """
     batch_size, num_classes, height, width = logits.shape
+    point_logits = point_logits.to(logits.dtype)
     if num_padding:
         flat = torch.cat([logits.reshape(batch_size, num_classes, height * width),
                           logits.new_zeros(batch_size, num_classes, num_padding)], dim=2)

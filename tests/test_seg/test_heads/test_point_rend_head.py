@@ -396,3 +396,22 @@ def test_autocast_training_stays_close_to_fp32_on_a_large_map(dtype, max_error):
 
     output_error, grad_error, finite = autocast_deviation(head, point_loss, dtype)
     assert finite and output_error < max_error and grad_error < max_error
+
+
+@pytest.mark.parametrize('dtype, max_error', [(torch.bfloat16, 2e-2), (torch.float16, 2e-2)])
+def test_autocast_inference_of_fp32_inputs_on_a_large_map(dtype, max_error):
+    """fp32 features and coarse logits, inference under CPU autocast (a validation step of an amp run):
+    the point MLP's fp16/bf16 logits are written into the fp32 map, within ``max_error`` (relative) of
+    fp32 and refining the same pixels."""
+    head = _randomize(PointRendHead(**HEAD_KWARGS)).eval()
+    torch.manual_seed(0)
+    feats, prev = [torch.randn(2, 8, 128, 256), torch.randn(2, 4, 64, 128)], torch.randn(2, 5, 128, 256)
+    metas = [dict(img_shape=(256, 512))] * 2
+    with torch.no_grad():
+        reference = head.predict(feats, prev, metas, TEST_CFG)
+        with torch.autocast('cpu', dtype=dtype):
+            mixed = head.predict(feats, prev, metas, TEST_CFG)
+    assert mixed.dtype == torch.float32
+    assert float((mixed - reference).norm() / reference.norm()) < max_error
+    assert (mixed.argmax(1) == reference.argmax(1)).float().mean() > 0.99
+
