@@ -10,7 +10,8 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from .graph import SegmentorGraph, SymbolicUpsample
+from .detection import ONNX_TRANSLATIONS
+from .graph import DetectorGraph, SegmentorGraph, SymbolicUpsample
 from .spec import FORMAT, ONNX_FILE, DeployError, write_spec
 
 TASKS = {'mmseg': 'segmentation', 'mmdet': 'detection'}
@@ -57,10 +58,7 @@ def dataset_metainfo(cfg: Config) -> dict:
 
 
 def build_graph(model: nn.Module, task: str) -> nn.Module:
-    if task != 'segmentation':
-        raise DeployError('detection export (score threshold and NMS inside the graph) is not '
-                          'implemented yet; mmext.deploy exports segmentors')
-    return SegmentorGraph(model).eval()
+    return (SegmentorGraph if task == 'segmentation' else DetectorGraph)(model).eval()
 
 
 def untranslated_ops(program: torch.export.ExportedProgram) -> list:
@@ -72,7 +70,8 @@ def untranslated_ops(program: torch.export.ExportedProgram) -> list:
     for node in program.graph.nodes:
         if node.op != 'call_function' or not isinstance(node.target, torch._ops.OpOverload):
             continue
-        if registry.get_decomps(node.target) or node.target.namespace == 'onnx_symbolic':
+        if registry.get_decomps(node.target) or node.target in ONNX_TRANSLATIONS or \
+                node.target.namespace == 'onnx_symbolic':
             continue
         path, module_type = next(reversed(node.meta.get('nn_module_stack', {'': ('', '')}).values()))
         type_name = getattr(module_type, '__name__', str(module_type)).rsplit('.', 1)[-1]
@@ -119,6 +118,7 @@ def export_graph(graph: nn.Module, example: torch.Tensor, onnx_path: Path, dynam
         try:
             onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset,
                                              input_names=['images'], output_names=list(output_names),
+                                             custom_translation_table=ONNX_TRANSLATIONS,
                                              optimize=True, verbose=False)
         except Exception as error:
             missing = untranslated_ops(program)

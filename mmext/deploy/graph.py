@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .detection import detect, pad_to_multiple
+
 
 def normalize_images(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
                      reverse_channels: bool) -> torch.Tensor:
@@ -83,3 +85,66 @@ class SegmentorGraph(PreprocessedGraph):
         # would specialise the exported batch size.
         meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width))
         return self.model.inference(self.normalize(images), [meta])
+
+
+class DetectorGraph(PreprocessedGraph):
+    """(B, 3, H, W) images -> ``boxes`` (B, M, 4), ``scores`` (B, M), ``labels`` (B, M): what a
+    one-stage mmdet detector's ``predict`` gives for images that need no rescaling back
+    (``scale_factor`` 1), M = ``test_cfg.max_per_img``, padded with label -1, score 0, box 0.
+
+    Normalised images are padded to the data preprocessor's ``pad_size_divisor`` as mmdet pads them;
+    boxes are clipped to the unpadded H x W. Post-processing is :func:`~mmext.deploy.detection.detect`.
+    """
+
+    output_names = ('boxes', 'scores', 'labels')
+
+    def __init__(self, model: nn.Module):
+        super().__init__(model)
+        self.head = model.bbox_head
+        self.size_divisor = int(getattr(model.data_preprocessor, 'pad_size_divisor', 1))
+        self.test_cfg = check_test_cfg(self.head)
+
+    def output_spec(self) -> dict:
+        return dict(boxes='(B, M, 4) float32 x1y1x2y2 in input pixels; 0 for padding',
+                    scores='(B, M) float32, descending; 0 for padding',
+                    labels='(B, M) int64 class index; -1 for padding')
+
+    def postprocess_spec(self) -> dict:
+        return dict(max_per_img=self.test_cfg['max_per_img'],
+                    test_cfg={key: self.test_cfg.get(key) for key in
+                              ('nms_pre', 'score_thr', 'min_bbox_size', 'nms', 'max_per_img')},
+                    rescale='none in the graph: boxes are in input pixels; DeployedModel.predict '
+                            'divides them by a sample\'s scale_factor, as predict(rescale=True) does')
+
+    def forward(self, images: torch.Tensor):
+        height, width = images.shape[2:]
+        features = self.model.extract_feat(pad_to_multiple(self.normalize(images), self.size_divisor))
+        class_maps, delta_maps = self.head(features)
+        # DLDEHead's forward gives anchor embeddings, which its predict_by_feat turns into logits.
+        to_logits = getattr(self.head, 'embeddings_to_logits', None)
+        if to_logits is not None:
+            class_maps = [to_logits(m) for m in class_maps]
+        priors = self.head.prior_generator.grid_priors([m.shape[-2:] for m in class_maps],
+                                                       dtype=images.dtype, device=images.device)
+        num_classes = self.head.cls_out_channels
+        level_scores = [m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, num_classes).sigmoid()
+                        for m in class_maps]
+        level_deltas = [m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, 4) for m in delta_maps]
+        return detect(level_scores, level_deltas, priors, self.head.bbox_coder.decode, (height, width),
+                      self.test_cfg)
+
+
+def check_test_cfg(head: nn.Module) -> dict:
+    """The head's ``test_cfg``, after refusing what :func:`detect` does not reproduce."""
+    from .spec import DeployError
+    name = type(head).__name__
+    cfg = head.test_cfg
+    if not getattr(head, 'use_sigmoid_cls', False) or not hasattr(head, 'prior_generator') or \
+            getattr(head, 'bbox_coder', None) is None or getattr(head.bbox_coder, 'encode_size', 4) != 4:
+        raise DeployError(f'{name}: mmext.deploy exports anchor heads with sigmoid scores and 4-value '
+                          'box deltas (RetinaHead and its subclasses)')
+    nms = cfg.get('nms') or {}
+    if nms.get('type', 'nms') != 'nms' or nms.get('class_agnostic', False) or 'max_per_img' not in cfg:
+        raise DeployError(f'{name}: test_cfg needs class-aware nms=dict(type="nms", iou_threshold=...) '
+                          f'and max_per_img, got {dict(cfg)}')
+    return cfg
