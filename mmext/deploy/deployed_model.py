@@ -51,6 +51,32 @@ def seg_samples(logits: np.ndarray, threshold) -> list:
     return samples
 
 
+def det_samples(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, height: int, width: int,
+                metainfos: Sequence[dict] = ()) -> list:
+    """The padded (B, M, 4) boxes, (B, M) scores and labels of a detector graph -> DetDataSamples
+    whose ``pred_instances`` hold the kept boxes (label >= 0), as mmdet's ``predict`` makes them.
+
+    A meta's ``scale_factor`` (of a test-pipeline ``Resize``) divides the boxes back to the original
+    image, as ``predict(rescale=True)`` does; the graph gives boxes in input pixels.
+    """
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    samples = []
+    for index, (image_boxes, image_scores, image_labels) in enumerate(zip(boxes, scores, labels)):
+        kept = image_labels >= 0
+        meta = dict(img_shape=(height, width), ori_shape=(height, width))
+        meta.update(metainfos[index] if index < len(metainfos) else {})
+        image_boxes = torch.from_numpy(image_boxes[kept])
+        if meta.get('scale_factor') is not None:
+            scale_x, scale_y = meta['scale_factor']
+            image_boxes = image_boxes * image_boxes.new_tensor([1 / scale_x, 1 / scale_y]).repeat(2)
+        sample = DetDataSample(metainfo=meta)
+        sample.pred_instances = InstanceData(bboxes=image_boxes, scores=torch.from_numpy(image_scores[kept]),
+                                             labels=torch.from_numpy(image_labels[kept]))
+        samples.append(sample)
+    return samples
+
+
 class DeployedModel:
     """An export directory of ``tools/deploy/export.py`` on ONNX Runtime or OpenVINO.
 
@@ -64,8 +90,9 @@ class DeployedModel:
         self.export_dir = Path(export_dir)
         self.spec = read_spec(self.export_dir)
         self.task = self.spec['task']
-        if self.task != 'segmentation':
-            raise DeployError(f'{export_dir}: task {self.task!r}; DeployedModel serves segmentation exports')
+        if self.task not in ('segmentation', 'detection'):
+            raise DeployError(f'{export_dir}: task {self.task!r}; DeployedModel serves segmentation and '
+                              'detection exports')
         self.session = open_session(self.export_dir / self.spec['onnx'], backend, precision)
 
     @property
@@ -78,12 +105,17 @@ class DeployedModel:
         return self.session(batch)
 
     def predict(self, images: Sequence[Image], metainfos: Sequence[dict] = None) -> list:
-        """Images (paths or (H, W, 3) uint8 BGR arrays of one size) -> SegDataSamples.
+        """Images (paths or (H, W, 3) uint8 BGR arrays of one size) -> SegDataSamples or DetDataSamples.
 
         Args:
-            metainfos: per image, meta to carry into the samples (e.g. the dataset's ``img_path``).
+            metainfos: per image, meta to carry into the samples (e.g. the dataset's ``img_path``;
+                a detection meta's ``scale_factor`` rescales its boxes, see :func:`det_samples`).
         """
-        outputs = self.run(stack_images(load_images(images)))
+        batch = stack_images(load_images(images))
+        outputs = self.run(batch)
+        if self.task == 'detection':
+            return det_samples(outputs['boxes'], outputs['scores'], outputs['labels'], *batch.shape[2:],
+                               metainfos or ())
         samples = seg_samples(outputs['logits'], self.spec.get('threshold'))
         for sample, meta in zip(samples, metainfos or ()):
             sample.set_metainfo(meta)

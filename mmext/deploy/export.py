@@ -103,6 +103,12 @@ def symbolic_upsampling(model: nn.Module):
             setattr(parent, name, child)
 
 
+def min_dynamic_size(graph: nn.Module) -> int:
+    """The smallest H and W of a dynamic export: :data:`MIN_SIZE`, or the graph's own
+    ``min_size`` where it is larger."""
+    return max(MIN_SIZE, getattr(graph, 'min_size', MIN_SIZE))
+
+
 def export_graph(graph: nn.Module, example: torch.Tensor, onnx_path: Path, dynamic: bool,
                  opset: int, output_names) -> None:
     """``torch.onnx.export(dynamo=True)`` of ``graph(images)``; an op without an ONNX translation is a
@@ -110,9 +116,10 @@ def export_graph(graph: nn.Module, example: torch.Tensor, onnx_path: Path, dynam
     dynamic_shapes = None
     if dynamic:
         Dim = torch.export.Dim
+        min_size = min_dynamic_size(graph)
         dynamic_shapes = {'images': {0: Dim('batch', min=1, max=MAX_BATCH),
-                                     2: Dim('height', min=MIN_SIZE, max=MAX_SIZE),
-                                     3: Dim('width', min=MIN_SIZE, max=MAX_SIZE)}}
+                                     2: Dim('height', min=min_size, max=MAX_SIZE),
+                                     3: Dim('width', min=min_size, max=MAX_SIZE)}}
     with torch.no_grad(), symbolic_upsampling(graph):
         program = torch.export.export(graph, (example,), dynamic_shapes=dynamic_shapes, strict=False)
         try:
@@ -151,7 +158,8 @@ def export_model(model: nn.Module, cfg: Config, out_dir, config_path: str = '',
         shape: (H, W) of the example input, the static size unless ``dynamic``; default the
             config's test size (:func:`test_input_size`).
         batch: static batch size (dynamic: B of the example, at least 3).
-        dynamic: make B, H and W dynamic (H, W in [64, 4096]).
+        dynamic: make B, H and W dynamic (H, W in [64, 4096], or from a detector's
+            ``DetectorGraph.min_size``; a smaller ``shape`` is raised to it).
 
     Returns:
         the deploy.json contents.
@@ -163,6 +171,8 @@ def export_model(model: nn.Module, cfg: Config, out_dir, config_path: str = '',
     graph = build_graph(model.eval(), task)
     # Dynamic: B >= 2, or the exporter specialises it to 1; 3, so that batches of 1 and 2 are unseen.
     example_batch = max(batch, 3) if dynamic else batch
+    if dynamic:
+        height, width = max(height, min_dynamic_size(graph)), max(width, min_dynamic_size(graph))
     torch.manual_seed(0)
     example = torch.rand(example_batch, 3, height, width) * 255
     export_graph(graph, example, out_dir / ONNX_FILE, dynamic, opset, graph.output_names)
@@ -170,7 +180,8 @@ def export_model(model: nn.Module, cfg: Config, out_dir, config_path: str = '',
         format=FORMAT, task=task, config=str(config_path), checkpoint=checkpoint, onnx=ONNX_FILE,
         input=dict(name='images', layout='NCHW', dtype='float32', range=[0, 255], channel_order='bgr',
                    shape=[None, 3, None, None] if dynamic else [batch, 3, height, width],
-                   dynamic=dynamic, export_size=[height, width]),
+                   dynamic=dynamic, export_size=[height, width],
+                   min_size=min_dynamic_size(graph) if dynamic else None),
         normalization=dict(mean=graph.mean.flatten().tolist(), std=graph.std.flatten().tolist(),
                            bgr_to_rgb=graph.reverse_channels, in_graph=True),
         outputs=graph.output_spec(), opset=opset, versions=versions(), **dataset_metainfo(cfg))

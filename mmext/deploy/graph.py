@@ -94,6 +94,9 @@ class DetectorGraph(PreprocessedGraph):
 
     Normalised images are padded to the data preprocessor's ``pad_size_divisor`` as mmdet pads them;
     boxes are clipped to the unpadded H x W. Post-processing is :func:`~mmext.deploy.detection.detect`.
+
+    ``min_size``: the smallest H, W of a dynamic export, at which the coarsest level (stride s) is
+    2 x 2: the exporter specialises a size-1 map, so one graph cannot serve both.
     """
 
     output_names = ('boxes', 'scores', 'labels')
@@ -103,6 +106,7 @@ class DetectorGraph(PreprocessedGraph):
         self.head = model.bbox_head
         self.size_divisor = int(getattr(model.data_preprocessor, 'pad_size_divisor', 1))
         self.test_cfg = check_test_cfg(self.head)
+        self.min_size = max(max(stride) for stride in self.head.prior_generator.strides) + 1
 
     def output_spec(self) -> dict:
         return dict(boxes='(B, M, 4) float32 x1y1x2y2 in input pixels; 0 for padding',
@@ -120,18 +124,19 @@ class DetectorGraph(PreprocessedGraph):
         height, width = images.shape[2:]
         features = self.model.extract_feat(pad_to_multiple(self.normalize(images), self.size_divisor))
         class_maps, delta_maps = self.head(features)
-        # DLDEHead's forward gives anchor embeddings, which its predict_by_feat turns into logits.
-        to_logits = getattr(self.head, 'embeddings_to_logits', None)
-        if to_logits is not None:
-            class_maps = [to_logits(m) for m in class_maps]
         priors = self.head.prior_generator.grid_priors([m.shape[-2:] for m in class_maps],
                                                        dtype=images.dtype, device=images.device)
-        num_classes = self.head.cls_out_channels
-        level_scores = [m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, num_classes).sigmoid()
-                        for m in class_maps]
+        # DLDEHead's forward gives anchor embeddings; its anchor_logits scores them.
+        anchor_logits = getattr(self.head, 'anchor_logits', self.anchor_logits)
+        level_scores = [anchor_logits(m).sigmoid() for m in class_maps]
         level_deltas = [m.permute(0, 2, 3, 1).reshape(m.shape[0], -1, 4) for m in delta_maps]
         return detect(level_scores, level_deltas, priors, self.head.bbox_coder.decode, (height, width),
                       self.test_cfg)
+
+
+    def anchor_logits(self, class_map: torch.Tensor) -> torch.Tensor:
+        """(B, A*C, H, W) -> (B, H*W*A, C), the order of mmdet's ``_predict_by_feat_single``."""
+        return class_map.permute(0, 2, 3, 1).reshape(class_map.shape[0], -1, self.head.cls_out_channels)
 
 
 def check_test_cfg(head: nn.Module) -> dict:

@@ -70,5 +70,8 @@ def check_batch(spec: dict, batch: np.ndarray) -> None:
     elif any(e is not None and e != d for e, d in zip(expected, batch.shape)):
         problem = f'got shape {tuple(batch.shape)}; this export is static, export again with --dynamic ' \
                   'or --shape for other sizes'
+    elif expected[2] is None and min(batch.shape[2:]) < (spec['input'].get('min_size') or 0):
+        problem = f'got shape {tuple(batch.shape)}; this dynamic export takes H, W >= ' \
+                  f'{spec["input"]["min_size"]}'
     if problem is not None:
         raise DeployError(f'expected {describe_input(spec)}; {problem}')

@@ -120,12 +120,18 @@ class DLDEHead(RetinaHead):
         flat = embedding_map.permute(0, 2, 3, 1).reshape(batch_size, -1, self.embedding_size)
         return unit_embeddings(flat)
 
+    def anchor_logits(self, embedding_map: torch.Tensor) -> torch.Tensor:
+        """(B, A*E, H, W) embeddings -> (B, H*W*A, C) logit(p) class scores, in mmdet's anchor order.
+
+        mmext.deploy's exported graph reads these: reshaping them to RetinaHead's layout and back
+        splits the symbolic H*W*A, which the exporter cannot prove divisible."""
+        cos_sim = cosine_to_means(self._anchor_embeddings(embedding_map), self.means)
+        return modified_sigmoid_logit(cos_sim, self.class_weight, self.class_bias)
+
     def embeddings_to_logits(self, embedding_map: torch.Tensor) -> torch.Tensor:
         """(B, A*E, H, W) embeddings -> (B, A*C, H, W) logit(p) class scores, RetinaHead's layout."""
         batch_size, _, height, width = embedding_map.shape
-        cos_sim = cosine_to_means(self._anchor_embeddings(embedding_map), self.means)  # (B, H*W*A, C)
-        logits = modified_sigmoid_logit(cos_sim, self.class_weight, self.class_bias)
-        return logits.reshape(batch_size, height, width, -1).permute(0, 3, 1, 2)
+        return self.anchor_logits(embedding_map).reshape(batch_size, height, width, -1).permute(0, 3, 1, 2)
 
     # -- training -----------------------------------------------------------------------------------
 

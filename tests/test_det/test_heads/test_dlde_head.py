@@ -114,6 +114,17 @@ def test_predict_returns_the_modified_sigmoid_probabilities():
     assert result.scores.max() == pytest.approx(expected.max().item(), rel=1e-6)
 
 
+def test_anchor_logits_are_the_class_maps_in_anchor_order():
+    head = _head().eval()
+    head.means.copy_(unit_embeddings(torch.randn(4, 6)))
+    with torch.no_grad():
+        embedding_map = head(_feats(batch=2))[0][0]  # (2, 3 * 6, 8, 8)
+        class_map = head.embeddings_to_logits(embedding_map)  # (2, 3 * 4, 8, 8)
+        anchor_logits = head.anchor_logits(embedding_map)
+    assert anchor_logits.shape == (2, 8 * 8 * 3, 4)
+    assert torch.equal(anchor_logits, class_map.permute(0, 2, 3, 1).reshape(2, -1, 4))
+
+
 def _positive_embedding_sums(head, feats, samples):
     """The normalized-by-nothing per-class sums of the positive embeddings under mmdet's assignment."""
     with torch.no_grad():
