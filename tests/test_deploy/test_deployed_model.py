@@ -38,20 +38,6 @@ def tiny_config(name: str) -> Config:
     return cfg
 
 
-def spread_scores(model):
-    """Seeded detector weights with spread-out scores: DLDE's class means random unit directions
-    (zero means give every anchor the same score); RetinaNet's classifier weights N(0, 3), its init's
-    N(0, 0.01) giving scores within 0.01 of 0.01."""
-    head = model.bbox_head
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        if hasattr(head, 'means'):
-            head.means.copy_(torch.nn.functional.normalize(
-                torch.randn(head.means.shape, generator=generator), dim=1))
-        else:
-            head.retina_cls.weight.copy_(3 * torch.randn(head.retina_cls.weight.shape, generator=generator))
-
-
 def torch_predict(model, images):
     """mmseg's or mmdet's test step on (H, W, 3) uint8 BGR arrays."""
     if hasattr(model, 'bbox_head'):
@@ -71,7 +57,7 @@ def random_images(batch: int, height: int, width: int, seed: int = 0):
 
 
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, spread_scores):
     """``exported(name, dynamic)``: (model, export dir), each exported once per module."""
     cache = {}
 

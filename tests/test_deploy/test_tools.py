@@ -1,6 +1,6 @@
-"""End to end on the tiny OCR config: tools/deploy/export.py writes the export directory,
+"""End to end on the tiny OCR and DLDE configs: tools/deploy/export.py writes the export directory,
 tools/deploy/test.py reproduces tools/test.py's metrics on ONNX Runtime, tools/deploy/infer.py draws
-overlays."""
+overlays or boxes."""
 import json
 import re
 import subprocess
@@ -19,6 +19,7 @@ from mmext.datasets import ensure_synthetic_shapes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / 'tests/configs/ocr_tiny.py'
+DLDE_TINY = ROOT / 'tests/configs/dlde_tiny.py'
 
 
 def _run(script, *args):
@@ -73,3 +74,53 @@ def test_infer_tool_writes_one_overlay_per_image(exported):
     for image in images:
         picture = cv2.imread(str(tmp / 'vis' / image.name))
         assert picture is not None and picture.shape == cv2.imread(str(image)).shape
+
+
+@pytest.fixture(scope='module')
+def exported_detector(tmp_path_factory, data_root, spread_scores):
+    """A seeded random-weight DLDE tiny checkpoint (spread scores), its export directory and the
+    options that point data and COCO annotations at ``data_root`` and keep boxes of score > 0.01."""
+    tmp = tmp_path_factory.mktemp('deploy_tools_det')
+    quiet_logs()
+    torch.manual_seed(0)
+    model = spread_scores(build_model(Config.fromfile(DLDE_TINY)))
+    checkpoint = tmp / 'random.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta={}), checkpoint)
+    options = [f'{split}_dataloader.dataset.data_root={data_root}' for split in ('train', 'val', 'test')]
+    options += [f'{split}_evaluator.ann_file={data_root}/annotations/instances_val.json'
+                for split in ('val', 'test')]
+    options += ['model.test_cfg.score_thr=0.01']
+    log = _run('tools/deploy/export.py', DLDE_TINY, checkpoint, '--out', tmp / 'export',
+               '--cfg-options', *options)
+    assert 'end2end.onnx' in log
+    return tmp, checkpoint, options
+
+
+def _bbox_map(log):
+    return float(re.findall(r'coco/bbox_mAP: ([0-9.]+)', log)[-1])
+
+
+def test_detector_export_writes_its_outputs_and_postprocessing(exported_detector):
+    tmp, _, _ = exported_detector
+    spec = json.loads((tmp / 'export/deploy.json').read_text())
+    assert spec['task'] == 'detection' and list(spec['outputs']) == ['boxes', 'scores', 'labels']
+    assert spec['max_per_img'] == 100 and spec['test_cfg']['score_thr'] == 0.01
+    assert 'rescale' in spec and len(spec['classes']) == 5
+
+
+def test_deploy_test_tool_reproduces_pytorch_bbox_map(exported_detector, data_root):
+    tmp, checkpoint, options = exported_detector
+    pytorch = _bbox_map(_run('tools/test.py', DLDE_TINY, checkpoint, '--work-dir', tmp / 'work',
+                             '--cfg-options', *options))
+    deployed = _bbox_map(_run('tools/deploy/test.py', DLDE_TINY, tmp / 'export', '--backend', 'onnxruntime',
+                              '--cfg-options', *options))
+    assert deployed == pytest.approx(pytorch, abs=0.05)
+
+
+def test_infer_tool_draws_boxes(exported_detector, data_root):
+    tmp, _, _ = exported_detector
+    images = sorted((data_root / 'img_dir/val').glob('*.png'))[:2]
+    _run('tools/deploy/infer.py', tmp / 'export', *images, '--out', tmp / 'vis')
+    for image in images:
+        picture, original = cv2.imread(str(tmp / 'vis' / image.name)), cv2.imread(str(image))
+        assert picture.shape == original.shape and (picture != original).any()

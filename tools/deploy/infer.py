@@ -1,4 +1,5 @@
-"""Run an exported segmentation model on images and write mask overlays."""
+"""Run an exported model on images and write pictures: mask overlays (segmentation) or boxes with
+class and score (detection)."""
 import argparse
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import cv2
 
 from mmext.deploy import BACKENDS, PRECISIONS, DeployedModel
 from mmext.deploy.deployed_model import load_images
-from mmext.deploy.drawing import overlay_labels
+from mmext.deploy.drawing import draw_boxes, overlay_labels
 
 
 def parse_args():
@@ -26,8 +27,13 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     for path, image in zip(args.images, load_images(args.images)):
         sample = model.predict([image])[0]  # one at a time: images may differ in size
-        labels = sample.pred_sem_seg.data[0].numpy().astype(int)
-        picture = overlay_labels(image, labels, model.spec['palette'])
+        if model.task == 'detection':
+            boxes = sample.pred_instances
+            picture = draw_boxes(image, boxes.bboxes.numpy(), boxes.labels.numpy(), boxes.scores.numpy(),
+                                 model.classes, model.spec['palette'])
+        else:
+            labels = sample.pred_sem_seg.data[0].numpy().astype(int)
+            picture = overlay_labels(image, labels, model.spec['palette'])
         target = out / Path(path).name
         cv2.imwrite(str(target.with_suffix('.png')), picture)
         print(f'{path} -> {target.with_suffix(".png")}')
