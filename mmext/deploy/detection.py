@@ -45,7 +45,8 @@ def multiclass_nms(boxes: torch.Tensor, scores: torch.Tensor, max_per_class: int
                 continue
             _, keep = nms(image_boxes[candidates], class_scores[candidates], iou_threshold)
             keep = candidates[keep[:max_per_class]]
-            selected.append(torch.stack([torch.full_like(keep, image), torch.full_like(keep, label), keep], 1))
+            rows = [torch.full_like(keep, image), torch.full_like(keep, label), keep]
+            selected.append(torch.stack(rows, 1))
     return torch.cat(selected) if selected else boxes.new_zeros((0, 3), dtype=torch.int64)
 
 
@@ -73,10 +74,12 @@ def pad_to_multiple(images: torch.Tensor, divisor: int) -> torch.Tensor:
     if divisor <= 1:
         return images
     height, width = images.shape[2:]
-    return F.pad(images, (0, (divisor - width % divisor) % divisor, 0, (divisor - height % divisor) % divisor))
+    pad_width, pad_height = (divisor - width % divisor) % divisor, (divisor - height % divisor) % divisor
+    return F.pad(images, (0, pad_width, 0, pad_height))
 
 
-def level_candidates(scores: torch.Tensor, nms_pre: int, score_thr: float) -> Tuple[torch.Tensor, torch.Tensor]:
+def level_candidates(scores: torch.Tensor, nms_pre: int,
+                     score_thr: float) -> Tuple[torch.Tensor, torch.Tensor]:
     """mmdet's ``filter_scores_and_topk`` for a batch, at a fixed size: the top ``nms_pre`` scores
     above ``score_thr``.
 
@@ -149,8 +152,8 @@ def top_kept(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, se
     Returns:
         boxes (B, M, 4), scores (B, M), labels (B, M); padding has box 0, score 0, label -1.
     """
-    kept = torch.zeros_like(scores, dtype=torch.bool).index_put((selected[:, 0], selected[:, 2]),
-                                                                torch.ones_like(selected[:, 0], dtype=torch.bool))
+    kept = torch.zeros_like(scores, dtype=torch.bool).index_put(
+        (selected[:, 0], selected[:, 2]), torch.ones_like(selected[:, 0], dtype=torch.bool))
     kept_scores = torch.where(kept, scores, torch.full_like(scores, float('-inf')))
     if kept_scores.shape[1] < max_per_img:
         kept_scores = torch.cat([kept_scores, kept_scores.new_full(
@@ -158,7 +161,8 @@ def top_kept(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, se
     top_scores, indices = kept_scores.topk(max_per_img, dim=1)
     valid = torch.isfinite(top_scores)
     indices = torch.where(valid, indices, torch.zeros_like(indices))
-    top_boxes = torch.where(valid.unsqueeze(-1), gather_rows(boxes, indices), torch.zeros_like(boxes[:, :1]))
+    top_boxes = torch.where(valid.unsqueeze(-1), gather_rows(boxes, indices),
+                            torch.zeros_like(boxes[:, :1]))
     top_labels = torch.where(valid, labels.gather(1, indices), torch.full_like(indices, -1))
     return top_boxes, torch.where(valid, top_scores, torch.zeros_like(top_scores)), top_labels
 

@@ -18,7 +18,8 @@ def spread_scores():
                 head.means.copy_(torch.nn.functional.normalize(
                     torch.randn(head.means.shape, generator=generator), dim=1))
             else:
-                head.retina_cls.weight.copy_(3 * torch.randn(head.retina_cls.weight.shape, generator=generator))
+                weight = head.retina_cls.weight
+                weight.copy_(3 * torch.randn(weight.shape, generator=generator))
         return model
 
     return spread

@@ -45,8 +45,8 @@ def torch_predict(model, images):
     else:
         from mmseg.structures import SegDataSample as Sample
     inputs = [torch.from_numpy(image).permute(2, 0, 1).contiguous() for image in images]
-    samples = [Sample(metainfo=dict(img_shape=image.shape[:2], ori_shape=image.shape[:2], scale_factor=(1., 1.)))
-               for image in images]
+    samples = [Sample(metainfo=dict(img_shape=image.shape[:2], ori_shape=image.shape[:2],
+                                    scale_factor=(1., 1.))) for image in images]
     with torch.no_grad():
         return model.test_step(dict(inputs=inputs, data_samples=samples))
 

@@ -20,7 +20,8 @@ def test_top_kept_pads_with_label_minus_1_score_0_box_0():
     scores, labels = torch.tensor([[0.3, 0.8, 0.5]]), torch.tensor([[1, 0, 2]])
     selected = torch.tensor([[0, 2, 2], [0, 0, 1]])  # candidate 0 suppressed
     top_boxes, top_scores, top_labels = top_kept(boxes, scores, labels, selected, max_per_img=4)
-    assert top_labels.tolist() == [[0, 2, -1, -1]] and top_scores[0].tolist() == pytest.approx([0.8, 0.5, 0, 0])
+    assert top_labels.tolist() == [[0, 2, -1, -1]]
+    assert top_scores[0].tolist() == pytest.approx([0.8, 0.5, 0, 0])
     assert torch.equal(top_boxes[0, :2], boxes[0, [1, 2]]) and not top_boxes[0, 2:].any()
 
 
