@@ -112,12 +112,13 @@ def bar_chart(results, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--configs', nargs='+', default=list(CONFIGS))
-    parser.add_argument('--checkpoints', nargs='+', help='one per config (default: random weights)')
+    parser.add_argument('--checkpoints', nargs='+',
+                        help="one per config, 'none' for random weights (default: random weights)")
     parser.add_argument('--sizes', nargs='+', default=['128x128', '512x1024'])
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--out-dir', default='work_dirs/benchmarks/deploy')
     args = parser.parse_args()
-    checkpoints = args.checkpoints or [None] * len(args.configs)
+    checkpoints = [None if c.lower() == 'none' else c for c in args.checkpoints or ['none'] * len(args.configs)]
     if len(checkpoints) != len(args.configs):
         parser.error('--checkpoints needs one checkpoint per config')
     sizes = [tuple(int(v) for v in size.split('x')) for size in args.sizes]
