@@ -26,42 +26,43 @@ def read_rgb(path):
 
 
 @pytest.fixture(scope='module')
-def data_root(tmp_path_factory):
+def written_folder(tmp_path_factory):
+    """A dataset written directly by write_dataset with this module's parameters."""
     return write_dataset(tmp_path_factory.mktemp('shapes'), seed=SEED, num_train=NUM_TRAIN,
                          num_val=NUM_VAL, size=SIZE, progress=False)
 
 
-def test_written_images_and_label_maps_are_the_renders(data_root):
+def test_written_images_and_label_maps_are_the_renders(written_folder):
     for split_index, (split, count) in enumerate((('train', NUM_TRAIN), ('val', NUM_VAL))):
-        names = sorted(p.name for p in (data_root / 'img_dir' / split).iterdir())
+        names = sorted(p.name for p in (written_folder / 'img_dir' / split).iterdir())
         assert names == [f'{i:05d}.png' for i in range(count)]
         for index, name in enumerate(names):
             image, semantic, _ = scene(split=split_index, index=index)
-            np.testing.assert_array_equal(read_rgb(data_root / 'img_dir' / split / name), image)
-            label = cv2.imread(str(data_root / 'ann_dir' / split / name), cv2.IMREAD_UNCHANGED)
+            np.testing.assert_array_equal(read_rgb(written_folder / 'img_dir' / split / name), image)
+            label = cv2.imread(str(written_folder / 'ann_dir' / split / name), cv2.IMREAD_UNCHANGED)
             assert label.dtype == np.uint8 and label.shape == (SIZE, SIZE)
             np.testing.assert_array_equal(label, semantic)
-    meta = json.loads((data_root / 'meta.json').read_text())
+    meta = json.loads((written_folder / 'meta.json').read_text())
     assert (meta['seed'], meta['num_train'], meta['num_val'], meta['size']) == (SEED, 6, 2, SIZE)
 
 
-def test_image_does_not_depend_on_split_size(data_root, tmp_path):
+def test_image_does_not_depend_on_split_size(written_folder, tmp_path):
     fewer = write_dataset(tmp_path, seed=SEED, num_train=3, num_val=1, size=SIZE, progress=False)
     for split, count in (('train', 3), ('val', 1)):
         for index in range(count):
             name = f'{index:05d}.png'
             np.testing.assert_array_equal(read_rgb(fewer / 'img_dir' / split / name),
-                                          read_rgb(data_root / 'img_dir' / split / name))
+                                          read_rgb(written_folder / 'img_dir' / split / name))
 
 
-def test_coco_annotations_are_tight_and_match_the_label_maps(data_root):
-    coco = json.loads((data_root / 'annotations' / 'instances_train.json').read_text())
+def test_coco_annotations_are_tight_and_match_the_label_maps(written_folder):
+    coco = json.loads((written_folder / 'annotations' / 'instances_train.json').read_text())
     assert [(c['id'], c['name']) for c in coco['categories']] == list(enumerate(CLASSES))[1:]
     assert [(i['id'], i['file_name'], i['width'], i['height']) for i in coco['images']] == [
         (i + 1, f'{i:05d}.png', SIZE, SIZE) for i in range(NUM_TRAIN)]
     assert len({a['id'] for a in coco['annotations']}) == len(coco['annotations'])
     for image in coco['images']:
-        semantic = cv2.imread(str(data_root / 'ann_dir' / 'train' / image['file_name']),
+        semantic = cv2.imread(str(written_folder / 'ann_dir' / 'train' / image['file_name']),
                               cv2.IMREAD_UNCHANGED)
         anns = [a for a in coco['annotations'] if a['image_id'] == image['id']]
         assert len(anns) == len(scene(index=image['id'] - 1)[2])
@@ -79,9 +80,9 @@ def test_coco_annotations_are_tight_and_match_the_label_maps(data_root):
         np.testing.assert_array_equal(union, semantic > 0)
 
 
-def test_stock_mmseg_dataset_reads_the_folder(data_root):
+def test_stock_mmseg_dataset_reads_the_folder(written_folder):
     dataset = BaseSegDataset(
-        data_root=str(data_root), data_prefix=dict(img_path='img_dir/train',
+        data_root=str(written_folder), data_prefix=dict(img_path='img_dir/train',
                                                    seg_map_path='ann_dir/train'),
         img_suffix='.png', seg_map_suffix='.png', metainfo=dict(classes=CLASSES),
         pipeline=[LoadSegMap()])
@@ -89,9 +90,9 @@ def test_stock_mmseg_dataset_reads_the_folder(data_root):
     np.testing.assert_array_equal(dataset[4]['gt_seg_map'], scene(index=4)[1])
 
 
-def test_stock_mmdet_dataset_reads_the_folder(data_root):
+def test_stock_mmdet_dataset_reads_the_folder(written_folder):
     dataset = CocoDataset(
-        data_root=str(data_root), ann_file='annotations/instances_val.json',
+        data_root=str(written_folder), ann_file='annotations/instances_val.json',
         data_prefix=dict(img='img_dir/val/'), metainfo=dict(classes=CLASSES[1:]),
         pipeline=[LoadImageFromFile(), LoadInstances(with_mask=True)])
     assert len(dataset) == NUM_VAL
