@@ -1,5 +1,5 @@
 # The README's two commands. Both first run the idempotent set-up (tools/setup_env.sh): the first
-# time on a machine it builds mmcv (about 10 minutes), later it takes seconds.
+# time on a machine it builds mmcv (7 to 18 minutes on 2 cores), later it takes seconds.
 PYTHON := .venv/bin/python
 
 .PHONY: setup train test

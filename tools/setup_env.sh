@@ -55,7 +55,7 @@ step "build tools and torch $TORCH_VERSION (CPU)"
 "${PIP[@]}" install "torch==$TORCH_VERSION" || fail "installing torch==$TORCH_VERSION"
 
 if ! ls "$WHEELS"/mmcv-$MMCV_VERSION-*.whl >/dev/null 2>&1; then
-  step "building mmcv $MMCV_VERSION with its compiled ops (once per machine, ~10 min on 2 cores)"
+  step "building mmcv $MMCV_VERSION with its compiled ops (once per machine, 7 to 18 min on 2 cores)"
   mkdir -p "$WHEELS"
   # No build isolation: the build must see torch, or it silently produces a wheel without mmcv._ext.
   MMCV_WITH_OPS=1 MAX_JOBS=$(nproc) "${PIP[@]}" wheel --no-build-isolation --no-deps \
