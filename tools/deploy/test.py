@@ -1,5 +1,6 @@
 """Evaluate an exported model on the config's test set with the config's evaluator."""
 import argparse
+import numbers
 
 from mmengine.config import Config, DictAction
 
@@ -24,7 +25,8 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     metrics = evaluate(DeployedModel(args.export_dir, args.backend, args.precision), cfg)
-    print('  '.join(f'{key}: {value:.4f}' if isinstance(value, float) else f'{key}: {value}'
+    # numpy scalars too (mmseg's metrics are float32), printed as mmengine's logger prints them
+    print('  '.join(f'{key}: {value:.4f}' if isinstance(value, numbers.Real) else f'{key}: {value}'
                     for key, value in metrics.items()))
 
 
