@@ -1,11 +1,12 @@
 """Export a config's model to DIR/end2end.onnx and DIR/deploy.json (torch's dynamo ONNX exporter)."""
 import argparse
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickler)
 from mmext.analysis.models import build_model, quiet_logs
 from mmext.deploy import export_model
+from mmext.engine import load_analysis_config
 
 
 def parse_args():
@@ -24,9 +25,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_analysis_config(args.config, args.cfg_options)
     quiet_logs()
     model = build_model(cfg, checkpoint=args.checkpoint)
     spec = export_model(model, cfg, args.out, config_path=args.config, checkpoint=args.checkpoint,

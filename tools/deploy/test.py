@@ -2,11 +2,12 @@
 import argparse
 import numbers
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 import mmext  # noqa: F401  (registers the datasets and metrics)
 from mmext.deploy import BACKENDS, PRECISIONS, DeployedModel
 from mmext.deploy.evaluation import evaluate
+from mmext.engine import load_analysis_config
 
 
 def parse_args():
@@ -21,9 +22,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_analysis_config(args.config, args.cfg_options)
     metrics = evaluate(DeployedModel(args.export_dir, args.backend, args.precision), cfg)
     # numpy scalars too (mmseg's metrics are float32), printed as mmengine's logger prints them
     print('  '.join(f'{key}: {value:.4f}' if isinstance(value, numbers.Real) else f'{key}: {value}'
