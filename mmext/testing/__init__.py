@@ -2,8 +2,10 @@
 by ``import mmext``."""
 from .models import build_seg_head, parameter_grads
 from .precision import autocast_deviation
+from .tools import last_metrics, run_tool
 from .samples import (det_samples, dummy_batch, random_boxes, random_like_shapes, seg_samples,
                       seg_samples_from_labels)
 
 __all__ = ['seg_samples', 'seg_samples_from_labels', 'det_samples', 'random_boxes', 'dummy_batch',
-           'random_like_shapes', 'build_seg_head', 'parameter_grads', 'autocast_deviation']
+           'random_like_shapes', 'build_seg_head', 'parameter_grads', 'autocast_deviation',
+           'run_tool', 'last_metrics']

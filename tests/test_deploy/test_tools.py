@@ -3,8 +3,6 @@ tools/deploy/test.py reproduces tools/test.py's metrics on ONNX Runtime, tools/d
 overlays or boxes."""
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -16,21 +14,11 @@ pytest.importorskip('onnxruntime')
 
 from mmext.analysis.models import build_model, quiet_logs  # noqa: E402
 from mmext.datasets import ensure_synthetic_shapes  # noqa: E402
+from mmext.testing.tools import last_metrics, run_tool  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / 'tests/configs/ocr_tiny.py'
 DLDE_TINY = ROOT / 'tests/configs/dlde_tiny.py'
-
-
-def _run(script, *args):
-    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
-def _metrics(log):
-    return {key: float(re.findall(rf'\b{key}: ([0-9.]+)', log)[-1]) for key in ('mIoU', 'mBIoU')}
 
 
 @pytest.fixture(scope='module')
@@ -43,7 +31,8 @@ def exported(tmp_path_factory):
     cfg = Config.fromfile(TINY)
     ensure_synthetic_shapes(tmp / 'data', **cfg.synthesis)
     options = [f'{split}_dataloader.dataset.data_root={tmp / "data"}' for split in ('train', 'val', 'test')]
-    log = _run('tools/deploy/export.py', TINY, checkpoint, '--out', tmp / 'export', '--cfg-options', *options)
+    log = run_tool('tools/deploy/export.py', TINY, checkpoint, '--out', tmp / 'export',
+                   '--cfg-options', *options)
     assert 'end2end.onnx' in log
     return tmp, checkpoint, options
 
@@ -58,19 +47,19 @@ def test_export_tool_writes_the_onnx_file_and_deploy_json(exported):
     assert list(spec['outputs']) == ['logits'] and spec['versions']['torch'] == torch.__version__
 
 
-def test_deploy_test_tool_reproduces_pytorch_metrics(exported):
+def test_deploy_test_tool_reproduces_pytorchlast_metrics(exported):
     tmp, checkpoint, options = exported
-    pytorch = _metrics(_run('tools/test.py', TINY, checkpoint, '--work-dir', tmp / 'work',
-                            '--cfg-options', *options))
-    deployed = _metrics(_run('tools/deploy/test.py', TINY, tmp / 'export', '--backend', 'onnxruntime',
-                             '--cfg-options', *options))
+    pytorch = last_metrics(run_tool('tools/test.py', TINY, checkpoint, '--work-dir', tmp / 'work',
+                                    '--cfg-options', *options))
+    deployed = last_metrics(run_tool('tools/deploy/test.py', TINY, tmp / 'export', '--backend', 'onnxruntime',
+                                     '--cfg-options', *options))
     assert deployed == pytest.approx(pytorch, abs=0.01)
 
 
 def test_infer_tool_writes_one_overlay_per_image(exported):
     tmp, _, _ = exported
     images = sorted((tmp / 'data/img_dir/val').glob('*.png'))[:2]
-    _run('tools/deploy/infer.py', tmp / 'export', *images, '--out', tmp / 'vis')
+    run_tool('tools/deploy/infer.py', tmp / 'export', *images, '--out', tmp / 'vis')
     for image in images:
         picture = cv2.imread(str(tmp / 'vis' / image.name))
         assert picture is not None and picture.shape == cv2.imread(str(image)).shape
@@ -90,8 +79,8 @@ def exported_detector(tmp_path_factory, data_root, spread_scores):
     options += [f'{split}_evaluator.ann_file={data_root}/annotations/instances_val.json'
                 for split in ('val', 'test')]
     options += ['model.test_cfg.score_thr=0.01']
-    log = _run('tools/deploy/export.py', DLDE_TINY, checkpoint, '--out', tmp / 'export',
-               '--cfg-options', *options)
+    log = run_tool('tools/deploy/export.py', DLDE_TINY, checkpoint, '--out', tmp / 'export',
+                   '--cfg-options', *options)
     assert 'end2end.onnx' in log
     return tmp, checkpoint, options
 
@@ -110,17 +99,17 @@ def test_detector_export_writes_its_outputs_and_postprocessing(exported_detector
 
 def test_deploy_test_tool_reproduces_pytorch_bbox_map(exported_detector, data_root):
     tmp, checkpoint, options = exported_detector
-    pytorch = _bbox_map(_run('tools/test.py', DLDE_TINY, checkpoint, '--work-dir', tmp / 'work',
-                             '--cfg-options', *options))
-    deployed = _bbox_map(_run('tools/deploy/test.py', DLDE_TINY, tmp / 'export', '--backend', 'onnxruntime',
-                              '--cfg-options', *options))
+    pytorch = _bbox_map(run_tool('tools/test.py', DLDE_TINY, checkpoint, '--work-dir', tmp / 'work',
+                                 '--cfg-options', *options))
+    deployed = _bbox_map(run_tool('tools/deploy/test.py', DLDE_TINY, tmp / 'export', '--backend',
+                                  'onnxruntime', '--cfg-options', *options))
     assert deployed == pytest.approx(pytorch, abs=0.05)
 
 
 def test_infer_tool_draws_boxes(exported_detector, data_root):
     tmp, _, _ = exported_detector
     images = sorted((data_root / 'img_dir/val').glob('*.png'))[:2]
-    _run('tools/deploy/infer.py', tmp / 'export', *images, '--out', tmp / 'vis')
+    run_tool('tools/deploy/infer.py', tmp / 'export', *images, '--out', tmp / 'vis')
     for image in images:
         picture, original = cv2.imread(str(tmp / 'vis' / image.name)), cv2.imread(str(image))
         assert picture.shape == original.shape and (picture != original).any()

@@ -2,8 +2,6 @@
 checkpoints and on resume, tools/test.py, and the class-mean visualization."""
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -14,6 +12,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmext  # noqa: F401
+from mmext.testing.tools import run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / 'tests/configs/dlde_tiny.py'
@@ -25,18 +24,11 @@ def _options(data_root):
             + [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}'])
 
 
-def _run(script, *args):
-    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
-
-
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('dlde')
     data_root = tmp / 'data'
-    log = _run('tools/train.py', TINY, '--work-dir', tmp / 'work', '--cfg-options', *_options(data_root))
+    log = run_tool('tools/train.py', TINY, '--work-dir', tmp / 'work', '--cfg-options', *_options(data_root))
     return tmp, data_root, log
 
 
@@ -73,8 +65,8 @@ def test_resume_restores_the_means(trained, tmp_path):
 
 def test_test_tool_reproduces_the_final_map(trained):
     tmp, data_root, log = trained
-    tested = _run('tools/test.py', TINY, tmp / 'work/iter_4.pth', '--work-dir', tmp / 'test',
-                  '--cfg-options', *_options(data_root))
+    tested = run_tool('tools/test.py', TINY, tmp / 'work/iter_4.pth', '--work-dir', tmp / 'test',
+                      '--cfg-options', *_options(data_root))
     pattern = r'coco/bbox_mAP: ([0-9.]+)'
     assert float(re.findall(pattern, tested)[-1]) == pytest.approx(float(re.findall(pattern, log)[-1]))
 
@@ -82,8 +74,8 @@ def test_test_tool_reproduces_the_final_map(trained):
 def test_visualization_writes_the_matrix_and_histograms(trained):
     tmp, data_root, _ = trained
     out = tmp / 'dlde.png'
-    log = _run('tools/analysis/visualize_dlde.py', TINY, tmp / 'work/iter_4.pth', '--out', out,
-               '--cfg-options', *_options(data_root))
+    log = run_tool('tools/analysis/visualize_dlde.py', TINY, tmp / 'work/iter_4.pth', '--out', out,
+                   '--cfg-options', *_options(data_root))
     assert re.search(r'wrote .*dlde.png \((\d+) positive anchors\)', log)
     image = cv2.imread(str(out))
     height, width, _ = image.shape  # 6 square panels side by side: the matrix and 5 class histograms

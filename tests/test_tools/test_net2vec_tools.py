@@ -1,8 +1,6 @@
 """End to end: an OCRNet backbone trained by tools/train.py, then probed frozen by a Net2Vec config
 (tools/train.py, tools/test.py, the visualization), on tiny configs."""
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -11,17 +9,11 @@ import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
 import mmext  # noqa: F401  (mmengine checkpoints load under weights_only with its allow-list)
+from mmext.testing.tools import run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 OCR = ROOT / 'tests/configs/ocr_tiny.py'
 NET2VEC = ROOT / 'tests/configs/net2vec_tiny.py'
-
-
-def _run(script, *args, check=True):
-    proc = subprocess.run([sys.executable, str(ROOT / script), *map(str, args)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0 or not check, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout + proc.stderr
 
 
 def _set_iou(log):
@@ -32,9 +24,9 @@ def _set_iou(log):
 def probed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp('net2vec')
     data = [f'{split}_dataloader.dataset.data_root={tmp / "data"}' for split in ('train', 'val', 'test')]
-    _run('tools/train.py', OCR, '--work-dir', tmp / 'ocr', '--cfg-options', *data)
+    run_tool('tools/train.py', OCR, '--work-dir', tmp / 'ocr', '--cfg-options', *data)
     options = [*data, f'model.backbone.init_cfg.checkpoint={tmp / "ocr/iter_4.pth"}']
-    log = _run('tools/train.py', NET2VEC, '--work-dir', tmp / 'probe', '--cfg-options', *options)
+    log = run_tool('tools/train.py', NET2VEC, '--work-dir', tmp / 'probe', '--cfg-options', *options)
     return tmp, options, log
 
 
@@ -50,8 +42,8 @@ def test_the_probe_trains_only_its_head_on_the_loaded_frozen_backbone(probed):
 
 def test_test_tool_reproduces_the_set_iou(probed):
     tmp, options, log = probed
-    tested = _run('tools/test.py', NET2VEC, tmp / 'probe/iter_4.pth', '--work-dir', tmp / 'test',
-                  '--cfg-options', *options)
+    tested = run_tool('tools/test.py', NET2VEC, tmp / 'probe/iter_4.pth', '--work-dir', tmp / 'test',
+                      '--cfg-options', *options)
     assert 0 <= _set_iou(log) <= 100
     assert _set_iou(tested) == pytest.approx(_set_iou(log), abs=0.01)
 
@@ -59,8 +51,8 @@ def test_test_tool_reproduces_the_set_iou(probed):
 def test_visualization_writes_one_row_per_image(probed):
     tmp, options, _ = probed
     out = tmp / 'net2vec.png'
-    _run('tools/analysis/visualize_net2vec.py', NET2VEC, tmp / 'probe/iter_4.pth', '--indices', '0', '1',
-         '--out', out, '--cfg-options', *options)
+    run_tool('tools/analysis/visualize_net2vec.py', NET2VEC, tmp / 'probe/iter_4.pth', '--indices', '0', '1',
+             '--out', out, '--cfg-options', *options)
     image = cv2.imread(str(out))
     height, width, _ = image.shape  # five panels in 12.5 in, one row of 2.6 in per image
     assert width / height == pytest.approx(12.5 / (2 * 2.6), rel=0.02)
@@ -69,6 +61,6 @@ def test_visualization_writes_one_row_per_image(probed):
 def test_a_missing_backbone_checkpoint_is_named(probed):
     tmp, options, _ = probed
     missing = tmp / 'no_such_ocr.pth'
-    log = _run('tools/train.py', NET2VEC, '--work-dir', tmp / 'missing', '--cfg-options', *options[:3],
-               f'model.backbone.init_cfg.checkpoint={missing}', check=False)
+    log = run_tool('tools/train.py', NET2VEC, '--work-dir', tmp / 'missing', '--cfg-options', *options[:3],
+                   f'model.backbone.init_cfg.checkpoint={missing}', check=False)
     assert str(missing) in log and 'Traceback' in log
