@@ -27,16 +27,9 @@ def tiny_runner(data_root, tmp_path):
     hooks under test are exactly the ones every mmext config gets.
     """
     def build(config, options=None, runtime=None):
-        cfg = Config.fromfile(ROOT / 'tests/configs' / f'{config}.py')
-        for split in ('train', 'val', 'test'):
-            cfg[f'{split}_dataloader'].dataset.data_root = str(data_root)
-        for split in ('val', 'test'):  # COCO-style evaluators read their own annotation file
-            if 'ann_file' in cfg[f'{split}_evaluator']:
-                cfg[f'{split}_evaluator'].ann_file = f'{data_root}/annotations/instances_val.json'
-        if runtime is not None:
-            cfg.custom_hooks = Config.fromfile(ROOT / 'configs/_base_' / f'{runtime}.py').custom_hooks
-        cfg.merge_from_dict(dict(options or {}, work_dir=str(tmp_path),
-                                 experiment_name=f'{config}_{uuid.uuid4().hex}'))
+        from mmext.testing import tiny_config
+        cfg = tiny_config(config, data_root, tmp_path,
+                          dict(options or {}, experiment_name=f'{config}_{uuid.uuid4().hex}'), runtime)
         return Runner.from_cfg(cfg)
 
     return build

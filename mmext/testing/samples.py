@@ -72,3 +72,16 @@ def random_like_shapes(shapes: Sequence[Tuple[int, ...]], device: str = 'cpu',
                        generator: Optional[torch.Generator] = None) -> List[torch.Tensor]:
     """Standard-normal fp32 tensors of the given shapes (on ``device``)."""
     return [torch.randn(s, generator=generator).to(device) for s in shapes]
+
+
+def scene_image(size: Tuple[int, int], tile: int = 128, seed: int = 0):
+    """An (H, W, 3) uint8 BGR image tiled with the embedded dataset's scenes of ``tile`` pixels, cropped
+    to ``size``: objects at the scale the embedded (``tile=128``) or tiny (``tile=64``) models were
+    trained on, so that trained models predict confidently, unlike on noise."""
+    import numpy as np
+
+    from mmext.datasets.shape_scenes import render_scene
+    rng = np.random.default_rng(seed)
+    rows, cols = -(-size[0] // tile), -(-size[1] // tile)
+    grid = [np.concatenate([render_scene(rng, tile)[0] for _ in range(cols)], axis=1) for _ in range(rows)]
+    return np.ascontiguousarray(np.concatenate(grid)[:size[0], :size[1], ::-1])

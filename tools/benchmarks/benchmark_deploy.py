@@ -2,13 +2,16 @@
 interleaved in one process, with the speed-up over eager and the agreement of the predictions.
 
     .venv/bin/python tools/benchmarks/benchmark_deploy.py [--configs CONFIG ...] [--checkpoints CKPT ...]
-        [--sizes 128x128 512x1024] [--repeats 5] [--out-dir work_dirs/benchmarks/deploy]
+        [--sizes HxW ...] [--repeats 5] [--out-dir work_dirs/benchmarks/deploy]
 
 For each config and size the model (random weights from seed 0, or ``--checkpoints``) is exported at that
 static size; then one image goes through each path in turns: PyTorch eager is the Runner's test path
-(``model.test_step`` on the uint8 image: data preprocessor, ``predict``), the deployed ones take the same
-image as float32. Agreement is the share of pixels whose predicted class equals eager's. Writes
-``benchmark_deploy.json``, ``.md`` and ``.png`` (speed-ups over eager).
+(``model.test_step`` on the uint8 image: data preprocessor, ``predict``, as mmseg's / mmdet's
+``inference_model`` / ``inference_detector`` run it after their pipelines), the deployed ones take the
+same image as float32. Sizes default to the config's test size and 512x1024 (segmentation) or 800x1333
+(detection). Agreement with eager: segmentation, the share of pixels of the same class; detection, the
+share of eager's boxes of score >= 0.3 that the path also keeps with the same label at IoU >= 0.9.
+Writes ``benchmark_deploy.json``, ``.md`` and ``.png`` (speed-ups over eager).
 """
 import argparse
 import json
@@ -20,50 +23,91 @@ import tempfile
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmseg.structures import SegDataSample
 
 import mmext  # noqa: F401
 from mmext.analysis import build_model, environment, quiet_logs, ratio, time_interleaved
 from mmext.deploy import DeployedModel, export_model
+from mmext.deploy.export import task_of, test_input_size
 from mmext.engine.optim import cpu_bf16_flags
+from mmext.testing import scene_image
 
 CONFIGS = ('configs/ocr_r50.py', 'configs/pointrend_r50.py')
+LARGE_SIZE = dict(segmentation=(512, 1024), detection=(800, 1333))
+DETECTION_AGREEMENT_SCORE, DETECTION_AGREEMENT_IOU = 0.3, 0.9
 
 
-def eager_predictor(model, image):
-    """The Runner's test step on one (H, W, 3) uint8 BGR image -> (H, W) class ids."""
+def eager_predictor(model, image, task):
+    """The Runner's test step on one (H, W, 3) uint8 BGR image -> (H, W) class ids, or detections
+    (boxes (N, 4), scores (N,), labels (N,))."""
+    if task == 'segmentation':
+        from mmseg.structures import SegDataSample as Sample
+    else:
+        from mmdet.structures import DetDataSample as Sample
     tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()
     height, width = image.shape[:2]
     meta = dict(img_shape=(height, width), ori_shape=(height, width), pad_shape=(height, width),
                 scale_factor=(1.0, 1.0))
-    data = dict(inputs=[tensor], data_samples=[SegDataSample(metainfo=meta)])
+    data = dict(inputs=[tensor], data_samples=[Sample(metainfo=meta)])
 
     def predict():
         with torch.no_grad():
-            return model.test_step(data)[0].pred_sem_seg.data[0].numpy()
+            sample = model.test_step(data)[0]
+        if task == 'segmentation':
+            return sample.pred_sem_seg.data[0].numpy()
+        instances = sample.pred_instances
+        return instances.bboxes.numpy(), instances.scores.numpy(), instances.labels.numpy()
     return predict
 
 
-def deployed_predictor(deployed, image):
+def deployed_predictor(deployed, image, task):
     batch = image.astype(np.float32).transpose(2, 0, 1)[None].copy()
 
     def predict():
-        return deployed.run(batch)['logits'][0].argmax(0)
+        outputs = deployed.run(batch)
+        if task == 'segmentation':
+            return outputs['logits'][0].argmax(0)
+        kept = outputs['labels'][0] >= 0
+        return outputs['boxes'][0][kept], outputs['scores'][0][kept], outputs['labels'][0][kept]
     return predict
+
+
+def box_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(N, 4), (M, 4) x1y1x2y2 boxes -> (N, M) IoU."""
+    top_left = np.maximum(boxes[:, None, :2], others[None, :, :2])
+    bottom_right = np.minimum(boxes[:, None, 2:], others[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(-1)
+    area = lambda b: (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # noqa: E731
+    return inter / np.maximum(area(boxes)[:, None] + area(others)[None] - inter, 1e-12)
+
+
+def agreement(prediction, reference, task) -> float:
+    """Share of ``reference`` (eager) that ``prediction`` reproduces (module docstring); NaN for a
+    detector that keeps no box of score >= 0.3."""
+    if task == 'segmentation':
+        return float((prediction == reference).mean())
+    ref_boxes, ref_scores, ref_labels = reference
+    boxes, _, labels = prediction
+    confident = ref_scores >= DETECTION_AGREEMENT_SCORE
+    if not confident.any():
+        return float('nan')
+    iou = box_iou(ref_boxes[confident], boxes)
+    iou[ref_labels[confident][:, None] != labels[None, :]] = 0
+    return float((iou.max(1, initial=0) >= DETECTION_AGREEMENT_IOU).mean())
 
 
 def bench_one(path, checkpoint, size, repeats):
     cfg = Config.fromfile(path)
+    task = task_of(cfg)
     model = build_model(cfg, checkpoint=checkpoint, seed=0).eval()
-    image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
-    predictors = {'pytorch eager fp32': eager_predictor(model, image)}
+    image = scene_image(size)  # the embedded dataset's 128 px scenes, tiled
+    predictors = {'pytorch eager fp32': eager_predictor(model, image, task)}
     with tempfile.TemporaryDirectory() as export_dir:
         export_model(model, cfg, export_dir, config_path=path, checkpoint=checkpoint, shape=size)
         backends = [('onnxruntime fp32', 'onnxruntime', 'fp32'), ('openvino fp32', 'openvino', 'fp32')]
         if cpu_bf16_flags():
             backends.append(('openvino bf16', 'openvino', 'bf16'))
         for name, backend, precision in backends:
-            predictors[name] = deployed_predictor(DeployedModel(export_dir, backend, precision), image)
+            predictors[name] = deployed_predictor(DeployedModel(export_dir, backend, precision), image, task)
         times = time_interleaved({name: (lambda _, fn=fn: fn()) for name, fn in predictors.items()},
                                  repeats=repeats, warmup=1)
         labels = {name: fn() for name, fn in predictors.items()}
@@ -73,9 +117,9 @@ def bench_one(path, checkpoint, size, repeats):
         median = statistics.median(samples)
         rows.append(dict(path=name, median_seconds=median, images_per_second=1 / median,
                          speedup_over_eager=ratio(eager, median),
-                         agreement_with_eager=float((labels[name] == labels['pytorch eager fp32']).mean()),
+                         agreement_with_eager=agreement(labels[name], labels['pytorch eager fp32'], task),
                          samples=samples))
-    return dict(config=path, checkpoint=checkpoint, size=list(size), rows=rows)
+    return dict(config=path, checkpoint=checkpoint, task=task, size=list(size), rows=rows)
 
 
 def markdown(results, summary):
@@ -85,9 +129,37 @@ def markdown(results, summary):
     for result in results:
         for row in result['rows']:
             lines.append(f'| {osp.basename(result["config"])} | {result["size"][0]}x{result["size"][1]} | '
-                         f'{row["path"]} | {1000 * row["median_seconds"]:.0f} | {row["images_per_second"]:.2f} '
-                         f'| {row["speedup_over_eager"]:.2f}x | {100 * row["agreement_with_eager"]:.2f}% |')
+                         f'{row["path"]} | {1000 * row["median_seconds"]:.0f} | '
+                         f'{row["images_per_second"]:.2f} | {row["speedup_over_eager"]:.2f}x | '
+                         f'{percent(row["agreement_with_eager"])} |')
+    relative = relative_speedups(results)
+    if relative:
+        lines += ['', 'Speed-up over eager relative to the first config of the same task and size:', '',
+                  '| config | size | path | relative speed-up |', '|---|---|---|---|']
+        lines += [f'| {osp.basename(config)} | {size} | {path} | {value:.3f} |'
+                  for (config, size, path), value in relative.items()]
     return '\n'.join(lines) + '\n'
+
+
+def percent(value: float) -> str:
+    return 'n/a' if np.isnan(value) else f'{100 * value:.2f}%'
+
+
+def relative_speedups(results) -> dict:
+    """``{(config, 'HxW', path): speed-up / the first config's}`` for the later configs of a task and
+    size, e.g. DLDE's deployed speed-up over its eager model against RetinaNet's over its own."""
+    first, relative = {}, {}
+    for result in results:
+        key = result['task'], tuple(result['size'])
+        size = '{}x{}'.format(*result['size'])
+        if key not in first:
+            first[key] = {row['path']: row['speedup_over_eager'] for row in result['rows']}
+            continue
+        for row in result['rows']:
+            if row['path'] in first[key] and row['path'] != 'pytorch eager fp32':
+                relative[result['config'], size, row['path']] = ratio(row['speedup_over_eager'],
+                                                                      first[key][row['path']])
+    return relative
 
 
 def bar_chart(results, path):
@@ -99,7 +171,8 @@ def bar_chart(results, path):
     fig, ax = plt.subplots(figsize=(1.8 * len(groups) + 2, 3.5))
     width = 0.8 / len(paths)
     for i, name in enumerate(paths):
-        values = [next(row['speedup_over_eager'] for row in r['rows'] if row['path'] == name) for r in results]
+        values = [next(row['speedup_over_eager'] for row in r['rows'] if row['path'] == name)
+                  for r in results]
         ax.bar(np.arange(len(groups)) + i * width, values, width, label=name)
     ax.axhline(1.0, color='k', linewidth=0.8)
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
@@ -114,19 +187,23 @@ def main():
     parser.add_argument('--configs', nargs='+', default=list(CONFIGS))
     parser.add_argument('--checkpoints', nargs='+',
                         help="one per config, 'none' for random weights (default: random weights)")
-    parser.add_argument('--sizes', nargs='+', default=['128x128', '512x1024'])
+    parser.add_argument('--sizes', nargs='+',
+                        help='HxW sizes (default: the config\'s test size and 512x1024, detection 800x1333)')
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--out-dir', default='work_dirs/benchmarks/deploy')
     args = parser.parse_args()
-    checkpoints = [None if c.lower() == 'none' else c for c in args.checkpoints or ['none'] * len(args.configs)]
+    checkpoints = [None if c.lower() == 'none' else c
+                   for c in args.checkpoints or ['none'] * len(args.configs)]
     if len(checkpoints) != len(args.configs):
         parser.error('--checkpoints needs one checkpoint per config')
-    sizes = [tuple(int(v) for v in size.split('x')) for size in args.sizes]
     quiet_logs()
     summary = (f'{torch.get_num_threads()} threads, bf16 flags {cpu_bf16_flags() or "none"}, '
                f'torch {torch.__version__}')
     results = []
     for path, checkpoint in zip(args.configs, checkpoints):
+        cfg = Config.fromfile(path)
+        sizes = ([tuple(int(v) for v in size.split('x')) for size in args.sizes] if args.sizes else
+                 [test_input_size(cfg), LARGE_SIZE[task_of(cfg)]])
         for size in sizes:
             results.append(bench_one(path, checkpoint, size, args.repeats))
             print(markdown(results[-1:], summary).split('\n', 4)[-1], flush=True)
