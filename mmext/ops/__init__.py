@@ -1,7 +1,8 @@
 """Pure tensor functions behind the mmext methods (no registries, no OpenMMLab imports)."""
 from .boundary_iou import boundary_intersect_and_union, class_boundary_iou, inner_boundary
 from .checks import ClassCountError, check_boxes, check_class_count, check_label_range
-from .directional import (class_embedding_sums, cosine_to_means, ema_update_means, means_from_sums,
+from .directional import (anchor_embedding_norms, class_embedding_sums, cosine_map_to_means,
+                          cosine_to_means, ema_update_means, gather_unit_embeddings, means_from_sums,
                           modified_sigmoid, modified_sigmoid_log_prob, modified_sigmoid_logit,
                           unit_embeddings)
 from .iou_encoding import (box_sums, intersect_decode, intersect_encode, iou_encode, proto_size,
@@ -17,7 +18,8 @@ from .precision import computed_in_fp32
 __all__ = [
     'inner_boundary', 'boundary_intersect_and_union', 'class_boundary_iou',
     'ClassCountError', 'check_class_count', 'check_label_range', 'check_boxes',
-    'unit_embeddings', 'cosine_to_means', 'modified_sigmoid_log_prob', 'modified_sigmoid',
+    'unit_embeddings', 'cosine_to_means', 'anchor_embedding_norms', 'cosine_map_to_means',
+    'gather_unit_embeddings', 'modified_sigmoid_log_prob', 'modified_sigmoid',
     'modified_sigmoid_logit',
     'class_embedding_sums', 'ema_update_means', 'means_from_sums',
     'proto_size', 'same_padding', 'box_sums', 'intersect_encode', 'iou_encode', 'intersect_decode',

@@ -47,6 +47,71 @@ def cosine_to_means(unit: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
 
 
 @computed_in_fp32
+def anchor_embedding_norms(embedding_map: torch.Tensor, embedding_size: int,
+                           eps: float = 1e-6) -> torch.Tensor:
+    """The L2 norm of every anchor's embedding in a head's output map, clamped to ``eps``.
+
+    Args:
+        embedding_map: (B, A*E, H, W), anchor a's embedding in channels [a*E, (a+1)*E).
+        embedding_size: E.
+
+    Returns:
+        (B, A, 1, H, W) fp32 norms, at least ``eps`` (the divisor of :func:`unit_embeddings`).
+    """
+    batch, _, height, width = embedding_map.shape
+    grouped = embedding_map.view(batch, -1, embedding_size, height, width)
+    return grouped.norm(dim=2, keepdim=True).clamp(min=eps)
+
+
+@computed_in_fp32
+def cosine_map_to_means(embedding_map: torch.Tensor, norms: torch.Tensor,
+                        means: torch.Tensor) -> torch.Tensor:
+    """Cosine similarities of every anchor's embedding to the class means, without materialising the
+    unit embeddings: ``(x . m_c) / |x|``, the dot products as a 1x1 convolution with one group per
+    anchor, then divided by the norms.
+
+    ``unit_embeddings`` followed by ``cosine_to_means`` on the (B, H*W*A, E) permuted copy keeps two
+    more E-sized tensors alive (the copy and the unit vectors); here the map itself is the only one.
+
+    Args:
+        embedding_map: (B, A*E, H, W) embeddings (a head's output).
+        norms: (B, A, 1, H, W) their norms (:func:`anchor_embedding_norms`).
+        means: (C, E) unit class means.
+
+    Returns:
+        (B, A*C, H, W) fp32 similarities, channel a*C + c for anchor a and class c (RetinaHead's
+        layout of class scores).
+    """
+    batch, _, height, width = embedding_map.shape
+    num_anchors = norms.shape[1]
+    dots = F.conv2d(embedding_map, means.repeat(num_anchors, 1)[:, :, None, None], groups=num_anchors)
+    return (dots.view(batch, num_anchors, -1, height, width) / norms).view(batch, -1, height, width)
+
+
+@computed_in_fp32
+def gather_unit_embeddings(embedding_map: torch.Tensor, norms: torch.Tensor,
+                           anchor_index: torch.Tensor) -> torch.Tensor:
+    """The unit embeddings of some anchors of a head's output map.
+
+    Args:
+        embedding_map: (B, A*E, H, W) embeddings.
+        norms: (B, A, 1, H, W) their norms (:func:`anchor_embedding_norms`).
+        anchor_index: (N,) indices into mmdet's flat anchor order of the map, ((b*H + h)*W + w)*A + a.
+
+    Returns:
+        (N, E) fp32 ``x / |x|`` (what :func:`unit_embeddings` gives, zero for a zero embedding).
+    """
+    batch, _, height, width = embedding_map.shape
+    num_anchors = norms.shape[1]
+    grouped = embedding_map.view(batch, num_anchors, -1, height, width)
+    anchor = anchor_index % num_anchors
+    column = anchor_index // num_anchors % width
+    row = anchor_index // (num_anchors * width) % height
+    image = anchor_index // (num_anchors * width * height)
+    return grouped[image, anchor, :, row, column] / norms[image, anchor, :, row, column]
+
+
+@computed_in_fp32
 def modified_sigmoid_log_prob(cos_sim: torch.Tensor, weight: torch.Tensor,
                               bias: torch.Tensor) -> torch.Tensor:
     """log p of the modified sigmoid, computed with logsigmoid for stability.

@@ -53,9 +53,9 @@ def positive_similarities(model, dataset, max_images: int):
         anchors, valid = head.get_anchors([e.shape[-2:] for e in embedding_maps], metas, device='cpu')
         level_labels = head.get_targets(anchors, valid, [s.gt_instances for s in samples], metas)[0]
         for emb, lab in zip(embedding_maps, level_labels):
-            emb, lab = head._anchor_embeddings(emb).flatten(0, 1), lab.flatten()
-            positive = lab < head.num_classes
-            sims.append(emb[positive] @ head.means.t())
+            lab = lab.flatten()
+            positive = (lab < head.num_classes).nonzero().squeeze(1)
+            sims.append(head.anchor_unit_embeddings(emb, positive) @ head.means.t())
             labels.append(lab[positive])
     return torch.cat(sims), torch.cat(labels)
 

@@ -1,6 +1,6 @@
 """DLDE head: RetinaNet whose classifier compares unit anchor embeddings with tracked class means."""
 import warnings
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -11,8 +11,9 @@ from mmdet.structures.bbox import cat_boxes
 from mmengine import dist
 
 from mmext.ops.checks import check_boxes, check_label_range
-from mmext.ops.directional import (class_embedding_sums, cosine_to_means, ema_update_means,
-                                   means_from_sums, modified_sigmoid_logit, unit_embeddings)
+from mmext.ops.directional import (anchor_embedding_norms, class_embedding_sums, cosine_map_to_means,
+                                   ema_update_means, gather_unit_embeddings, means_from_sums,
+                                   modified_sigmoid_logit)
 
 MEANS_UPDATES = ('batch', 'manual')
 
@@ -114,24 +115,35 @@ class DLDEHead(RetinaHead):
             reg_feat = reg_conv(reg_feat)
         return self.retina_emb(cls_feat), self.retina_reg(reg_feat)
 
-    def _anchor_embeddings(self, embedding_map: torch.Tensor) -> torch.Tensor:
-        """(B, A*E, H, W) -> (B, H*W*A, E) unit embeddings, in mmdet's anchor order."""
-        batch_size = embedding_map.shape[0]
-        flat = embedding_map.permute(0, 2, 3, 1).reshape(batch_size, -1, self.embedding_size)
-        return unit_embeddings(flat)
+    def embedding_norms(self, embedding_map: torch.Tensor) -> torch.Tensor:
+        """(B, A*E, H, W) embeddings -> (B, A, 1, H, W) their norms, computed once per level and
+        shared by the mean tracking and the scores."""
+        return anchor_embedding_norms(embedding_map, self.embedding_size)
 
-    def anchor_logits(self, embedding_map: torch.Tensor) -> torch.Tensor:
+    def anchor_unit_embeddings(self, embedding_map: torch.Tensor, anchor_index: torch.Tensor,
+                               norms: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """(B, A*E, H, W) embeddings, (N,) indices in mmdet's flat anchor order -> (N, E) unit
+        embeddings of those anchors (the whole (B*H*W*A, E) is never built)."""
+        norms = self.embedding_norms(embedding_map) if norms is None else norms
+        return gather_unit_embeddings(embedding_map, norms, anchor_index)
+
+    def anchor_logits(self, embedding_map: torch.Tensor,
+                      norms: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, A*E, H, W) embeddings -> (B, H*W*A, C) logit(p) class scores, in mmdet's anchor order.
 
-        mmext.deploy's exported graph reads these: reshaping them to RetinaHead's layout and back
-        splits the symbolic H*W*A, which the exporter cannot prove divisible."""
-        cos_sim = cosine_to_means(self._anchor_embeddings(embedding_map), self.means)
+        The cosines come from the map in its own layout (:func:`cosine_map_to_means`); only the
+        C-channel result is permuted. mmext.deploy's exported graph reads these."""
+        norms = self.embedding_norms(embedding_map) if norms is None else norms
+        cos_sim = cosine_map_to_means(embedding_map, norms, self.means)
+        cos_sim = cos_sim.permute(0, 2, 3, 1).reshape(cos_sim.shape[0], -1, self.cls_out_channels)
         return modified_sigmoid_logit(cos_sim, self.class_weight, self.class_bias)
 
-    def embeddings_to_logits(self, embedding_map: torch.Tensor) -> torch.Tensor:
+    def embeddings_to_logits(self, embedding_map: torch.Tensor,
+                             norms: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, A*E, H, W) embeddings -> (B, A*C, H, W) logit(p) class scores, RetinaHead's layout."""
         batch_size, _, height, width = embedding_map.shape
-        return self.anchor_logits(embedding_map).reshape(batch_size, height, width, -1).permute(0, 3, 1, 2)
+        logits = self.anchor_logits(embedding_map, norms)
+        return logits.reshape(batch_size, height, width, -1).permute(0, 3, 1, 2)
 
     # -- training -----------------------------------------------------------------------------------
 
@@ -170,12 +182,14 @@ class DLDEHead(RetinaHead):
         labels, label_weights, bbox_targets, bbox_weights, avg_factor = self.get_targets(
             anchor_list, valid_flag_list, batch_gt_instances, batch_img_metas,
             batch_gt_instances_ignore=batch_gt_instances_ignore)
+        norms = [self.embedding_norms(e) for e in embedding_maps]  # once per level, for both uses
         if self.training:
-            self.track_means(embedding_maps, labels)
+            self.track_means(embedding_maps, labels, norms)
         level_anchors = images_to_levels([cat_boxes(anchors) for anchors in anchor_list],
                                          [anchors.size(0) for anchors in anchor_list[0]])
+        logits = [self.embeddings_to_logits(e, n) for e, n in zip(embedding_maps, norms)]
         losses_cls, losses_bbox = multi_apply(
-            self.loss_by_feat_single, [self.embeddings_to_logits(e) for e in embedding_maps], bbox_preds,
+            self.loss_by_feat_single, logits, bbox_preds,
             level_anchors, labels, label_weights, bbox_targets, bbox_weights, avg_factor=avg_factor)
         return dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
 
@@ -195,16 +209,23 @@ class DLDEHead(RetinaHead):
         return gt_instances if bool(keep.all()) else gt_instances[keep]
 
     @torch.no_grad()
-    def track_means(self, embedding_maps: Sequence[torch.Tensor], labels: Sequence[torch.Tensor]) -> None:
+    def track_means(self, embedding_maps: Sequence[torch.Tensor], labels: Sequence[torch.Tensor],
+                    norms: Optional[Sequence[torch.Tensor]] = None) -> None:
         """Update the means (or accumulate the sums) from one batch.
 
         Args:
             embedding_maps: per level (B, A*E, H, W) embeddings.
             labels: per level (B, H*W*A) assigned labels (``num_classes`` for background).
+            norms: per level (B, A, 1, H, W) norms of the embeddings (computed if not given).
         """
-        sums = sum(class_embedding_sums(self._anchor_embeddings(emb).flatten(0, 1), lab.flatten(),
-                                        self.num_classes)
-                   for emb, lab in zip(embedding_maps, labels))
+        norms = norms or [None] * len(embedding_maps)
+        sums = 0
+        for embedding_map, level_labels, level_norms in zip(embedding_maps, labels, norms):
+            level_labels = level_labels.flatten()
+            positive = ((level_labels >= 0) & (level_labels < self.num_classes)).nonzero().squeeze(1)
+            sums = sums + class_embedding_sums(
+                self.anchor_unit_embeddings(embedding_map, positive, level_norms),
+                level_labels[positive], self.num_classes)
         dist.all_reduce(sums, op='sum')  # all ranks' positives: every rank keeps identical state
         if self.means_update == 'manual':
             self.embedding_sums += sums

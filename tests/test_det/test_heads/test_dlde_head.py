@@ -96,6 +96,13 @@ def test_zero_embedding_gives_no_nan():
     assert all(torch.isfinite(head.embeddings_to_logits(e)).all() for e in embeddings)
 
 
+def _unit_anchor_embeddings(embedding_map, embedding_size=6):
+    """(B, A*E, H, W) -> (B, H*W*A, E) unit embeddings in mmdet's anchor order, written out: the
+    head never builds this tensor (it scores the map in place)."""
+    flat = embedding_map.permute(0, 2, 3, 1).reshape(embedding_map.shape[0], -1, embedding_size)
+    return unit_embeddings(flat)
+
+
 def test_predict_returns_the_modified_sigmoid_probabilities():
     head = _head().eval()
     head.means.copy_(unit_embeddings(torch.randn(4, 6)))
@@ -104,7 +111,7 @@ def test_predict_returns_the_modified_sigmoid_probabilities():
         head.class_bias.copy_(torch.tensor([-0.5, -0.2, -0.7, 0.1]))
         embeddings, _ = head(_feats())
         (result,) = head.predict(_feats(), _samples(_gt()), rescale=False)
-        expected = torch.cat([modified_sigmoid(head._anchor_embeddings(e)[0] @ head.means.t(),
+        expected = torch.cat([modified_sigmoid(_unit_anchor_embeddings(e)[0] @ head.means.t(),
                                                head.class_weight, head.class_bias).flatten()
                               for e in embeddings])
     # Before NMS every (anchor, class) pair is a candidate; NMS keeps a subset of those scores.
@@ -134,7 +141,7 @@ def _positive_embedding_sums(head, feats, samples):
         anchors, valid = head.get_anchors([e.shape[-2:] for e in embeddings], metas, device='cpu')
         labels = head.get_targets(anchors, valid, [s.gt_instances for s in samples], metas)[0]
         head.train()
-    return sum(class_embedding_sums(head._anchor_embeddings(e).flatten(0, 1), lab.flatten(), 4)
+    return sum(class_embedding_sums(_unit_anchor_embeddings(e).flatten(0, 1), lab.flatten(), 4)
                for e, lab in zip(embeddings, labels))
 
 
