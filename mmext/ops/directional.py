@@ -63,29 +63,69 @@ def anchor_embedding_norms(embedding_map: torch.Tensor, embedding_size: int,
     return grouped.norm(dim=2, keepdim=True).clamp(min=eps)
 
 
+def _dots_over_norms(embedding_map: torch.Tensor, norms: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """(B, A*E, H, W), (B, A, 1, H, W), (C, E) -> (B, A*C, H, W) ``(x . m_c) / |x|``."""
+    batch, _, height, width = embedding_map.shape
+    num_anchors = norms.shape[1]
+    dots = F.conv2d(embedding_map, means.repeat(num_anchors, 1)[:, :, None, None], groups=num_anchors)
+    return (dots.view(batch, num_anchors, -1, height, width) / norms).view(batch, -1, height, width)
+
+
+class _CosineMapToMeans(torch.autograd.Function):
+    """:func:`cosine_map_to_means` with a backward that builds one E-sized tensor.
+
+    With n = |x| (clamped to eps) and s_c = (x . m_c) / n, the gradient of the whole expression (the
+    norm's path included) is ``(sum_c g_c m_c) / n - x (sum_c g_c s_c) / n**2``, the second term zero
+    where the norm was clamped. Autograd's chain through the division and ``norm`` instead holds the
+    E-sized gradients of both paths at once. The means are buffers: no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, embedding_map, norms, means, eps):
+        cos_sim = _dots_over_norms(embedding_map, norms, means)
+        ctx.save_for_backward(embedding_map, norms, means, cos_sim)
+        ctx.eps = eps
+        return cos_sim
+
+    @staticmethod
+    def backward(ctx, grad_cos):
+        embedding_map, norms, means, cos_sim = ctx.saved_tensors
+        batch, channels, height, width = embedding_map.shape
+        num_anchors = norms.shape[1]
+        grad = grad_cos.reshape(batch, num_anchors, -1, height, width)
+        grad_map = F.conv_transpose2d((grad / norms).view(batch, -1, height, width),
+                                      means.repeat(num_anchors, 1)[:, :, None, None], groups=num_anchors)
+        radial = (grad * cos_sim.view_as(grad)).sum(2, keepdim=True) / norms**2 * (norms > ctx.eps)
+        grad_map.view(batch, num_anchors, -1, height, width).addcmul_(
+            embedding_map.view(batch, num_anchors, -1, height, width), radial, value=-1)
+        return grad_map, None, None, None
+
+
 @computed_in_fp32
-def cosine_map_to_means(embedding_map: torch.Tensor, norms: torch.Tensor,
-                        means: torch.Tensor) -> torch.Tensor:
+def cosine_map_to_means(embedding_map: torch.Tensor, norms: torch.Tensor, means: torch.Tensor,
+                        eps: float = 1e-6) -> torch.Tensor:
     """Cosine similarities of every anchor's embedding to the class means, without materialising the
     unit embeddings: ``(x . m_c) / |x|``, the dot products as a 1x1 convolution with one group per
     anchor, then divided by the norms.
 
     ``unit_embeddings`` followed by ``cosine_to_means`` on the (B, H*W*A, E) permuted copy keeps two
-    more E-sized tensors alive (the copy and the unit vectors); here the map itself is the only one.
+    more E-sized tensors alive (the copy and the unit vectors) and its backward two more; here the
+    map itself is the only one, and the backward (:class:`_CosineMapToMeans`) builds one.
 
     Args:
         embedding_map: (B, A*E, H, W) embeddings (a head's output).
-        norms: (B, A, 1, H, W) their norms (:func:`anchor_embedding_norms`).
-        means: (C, E) unit class means.
+        norms: (B, A, 1, H, W) their norms (:func:`anchor_embedding_norms` with the same ``eps``),
+            constants of this function: the gradient through |x| is part of its backward.
+        means: (C, E) unit class means (no gradient).
 
     Returns:
         (B, A*C, H, W) fp32 similarities, channel a*C + c for anchor a and class c (RetinaHead's
         layout of class scores).
     """
-    batch, _, height, width = embedding_map.shape
-    num_anchors = norms.shape[1]
-    dots = F.conv2d(embedding_map, means.repeat(num_anchors, 1)[:, :, None, None], groups=num_anchors)
-    return (dots.view(batch, num_anchors, -1, height, width) / norms).view(batch, -1, height, width)
+    norms = norms.detach()
+    if torch.is_grad_enabled() and embedding_map.requires_grad:
+        return _CosineMapToMeans.apply(embedding_map, norms, means, eps)
+    return _dots_over_norms(embedding_map, norms, means)
 
 
 @computed_in_fp32

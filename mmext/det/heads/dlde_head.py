@@ -117,8 +117,10 @@ class DLDEHead(RetinaHead):
 
     def embedding_norms(self, embedding_map: torch.Tensor) -> torch.Tensor:
         """(B, A*E, H, W) embeddings -> (B, A, 1, H, W) their norms, computed once per level and
-        shared by the mean tracking and the scores."""
-        return anchor_embedding_norms(embedding_map, self.embedding_size)
+        shared by the mean tracking and the scores (constants: the scores' backward differentiates
+        through them, :func:`~mmext.ops.directional.cosine_map_to_means`)."""
+        with torch.no_grad():
+            return anchor_embedding_norms(embedding_map, self.embedding_size)
 
     def anchor_unit_embeddings(self, embedding_map: torch.Tensor, anchor_index: torch.Tensor,
                                norms: Optional[torch.Tensor] = None) -> torch.Tensor:
