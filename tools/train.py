@@ -1,11 +1,9 @@
 """Train a segmentor or a detector: mmseg's/mmdet's tools/train.py, for mmext and stock configs."""
 import argparse
-import logging
-
-from mmengine.logging import print_log
 
 import mmext  # noqa: F401  (safe checkpoint loading for --resume / load_from, even without custom_imports)
 from mmext.engine import add_common_args, build_runner, load_config, setup_distributed
+from mmext.engine.optim import set_training_precision
 
 
 def parse_args():
@@ -15,8 +13,12 @@ def parse_args():
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a value from the latest checkpoint in the '
         'work_dir')
-    parser.add_argument('--amp', action='store_true',
-                        help='mixed precision: fp16 with loss scaling on a GPU, bf16 on a CPU with bf16 units')
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument('--amp', action='store_true',
+                           help='mixed precision: fp16 with loss scaling on a GPU, bf16 on a CPU with bf16 '
+                           'units (refused on a CPU without them)')
+    precision.add_argument('--fp32', action='store_true',
+                           help='train in fp32 even where the config asks for mixed precision')
     add_common_args(parser)
     return parser.parse_args()
 
@@ -25,16 +27,7 @@ def main():
     args = parse_args()
     cfg = load_config(args)
 
-    if args.amp:
-        if cfg.optim_wrapper.type in ('AmpOptimWrapper', 'MixedPrecisionOptimWrapper'):
-            print_log(f'Mixed precision is already enabled in your config ({cfg.optim_wrapper.type}).',
-                      logger='current', level=logging.WARNING)
-        elif cfg.optim_wrapper.type != 'OptimWrapper':
-            raise ValueError('--amp needs optim_wrapper.type=OptimWrapper, got '
-                             f'{cfg.optim_wrapper.type}')
-        else:  # CUDA: fp16 with dynamic loss scaling; CPU: bf16, or an error naming the missing unit
-            cfg.optim_wrapper.type = 'MixedPrecisionOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+    set_training_precision(cfg, amp=args.amp, fp32=args.fp32)
 
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None

@@ -1,5 +1,6 @@
-"""Run by torchrun with 2 CPU processes (gloo) from tests/test_distributed/test_dlde_ddp.py: every rank trains one step on
-its own ground truth, then rank 0 writes every rank's means and the expected ones to a JSON file."""
+"""Run by torchrun with 2 CPU processes (gloo) from tests/test_distributed/test_dlde_ddp.py: every rank
+trains one step on its own ground truth, then rank 0 writes every rank's means and the expected ones to a
+JSON file."""
 import json
 import sys
 from pathlib import Path

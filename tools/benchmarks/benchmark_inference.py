@@ -22,8 +22,8 @@ from typing import Any, Dict, Optional
 import mmengine
 from mmengine.config import Config, DictAction
 
-from mmext.analysis import (build_model, environment, iter_batches, predict, preprocess, quiet_logs, summarize,
-                            timed_call)
+from mmext.analysis import (build_model, environment, iter_batches, predict, preprocess, quiet_logs,
+                            summarize, timed_call)
 from mmext.engine import load_analysis_config
 
 

@@ -129,7 +129,8 @@ def attack_sources(tmp_path_factory, genuine, torch_home, served):
 
     for payload, fmt in [('exec', 'zip'), ('os.system', 'legacy'), ('subprocess.Popen', 'raw-pickle')]:
         name = f'{payload} ({fmt})'
-        sources[name] = (attacks.code_running(tmp / f'{payload}.pth', marker(name), payload, fmt), marker(name))
+        sources[name] = (attacks.code_running(tmp / f'{payload}.pth', marker(name), payload, fmt),
+                         marker(name))
     sources['config string'] = (attacks.config_string(genuine['seg'], tmp / 'cfg.pth', marker('cfg')),
                                 marker('cfg'))
     for name, make in attacks.TAMPERING.items():

@@ -76,3 +76,50 @@ def test_toy_runner_trains_saves_and_resumes_under_bf16():
         assert runner.iter == 4 and isinstance(runner.optim_wrapper, MixedPrecisionOptimWrapper)
     finally:
         case.tearDown()
+
+
+def test_recipe_without_bf16_trains_in_fp32_and_says_so(monkeypatch):
+    # unsupported='fp32', the embedded recipes' setting: fp32 on a CPU without bf16 units, logged.
+    monkeypatch.setattr(mixed_precision, 'cpu_bf16_flags', lambda: [])
+    messages = []
+    monkeypatch.setattr(mixed_precision, 'print_log', lambda message, **kwargs: messages.append(message))
+    model, wrapper = _wrapper(unsupported='fp32')
+    assert wrapper.precision == 'fp32' and wrapper.loss_scaler is None
+    assert any('no bf16 units' in m and 'training in fp32' in m for m in messages)
+    with wrapper.optim_context(model):
+        out = model(torch.randn(2, 4))
+    assert out.dtype == torch.float32
+    wrapper.update_params(out.square().mean())
+    with pytest.raises(ValueError, match="unsupported='fp16'"):
+        _wrapper(unsupported='fp16')
+
+
+@pytest.mark.skipif(not HAS_BF16, reason='this CPU has no bf16 units')
+def test_recipe_with_bf16_units_trains_in_bf16():
+    model, wrapper = _wrapper(unsupported='fp32')
+    assert wrapper.precision == 'bf16'
+    with wrapper.optim_context(model):
+        assert model(torch.randn(2, 4)).dtype == torch.bfloat16
+
+
+def test_amp_and_fp32_flags_set_the_wrapper():
+    from mmengine.config import Config
+    from mmext.engine.optim import set_training_precision
+
+    def cfg(**wrapper):
+        return Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1), **wrapper)))
+
+    plain = cfg(type='OptimWrapper')
+    set_training_precision(plain, amp=True)
+    assert plain.optim_wrapper == dict(type='MixedPrecisionOptimWrapper', loss_scale='dynamic',
+                                       optimizer=dict(type='SGD', lr=0.1))
+    recipe = cfg(type='MixedPrecisionOptimWrapper', unsupported='fp32')
+    set_training_precision(recipe, amp=True)  # --amp demands it: no silent fp32
+    assert recipe.optim_wrapper.unsupported == 'error'
+    recipe = cfg(type='MixedPrecisionOptimWrapper', unsupported='fp32', loss_scale='dynamic')
+    set_training_precision(recipe, fp32=True)
+    assert recipe.optim_wrapper == dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
+    with pytest.raises(ValueError, match='--amp needs optim_wrapper.type=OptimWrapper'):
+        set_training_precision(cfg(type='ApexOptimWrapper'), amp=True)
+    with pytest.raises(ValueError, match='exclude each other'):
+        set_training_precision(plain, amp=True, fp32=True)
