@@ -1,6 +1,6 @@
 """Train-step time of the embedded models in fp32 and in mixed precision, interleaved in one process.
 
-    .venv/bin/python tools/benchmarks/amp_train_step.py [--configs CONFIG ...] [--repeats 10]
+    .venv/bin/python tools/benchmarks/amp_train_step.py [--configs CONFIG ...] [--repeats 10] [--profile]
         [--out-dir work_dirs/benchmarks/amp]
 
 For each config, two copies of its model with the same weights take one ``train_step`` each on the same
@@ -8,6 +8,10 @@ batch of the config's training data, in turns: one through ``OptimWrapper`` (fp3
 ``MixedPrecisionOptimWrapper`` (bf16 autocast on a CPU with bf16 units, fp16 on a GPU), both built from
 the config's ``optim_wrapper``. It prints the median seconds and the ratio mixed / fp32 (the issue's
 goal on CPU: <= 0.6) and writes ``amp_train_step.json`` and ``amp_train_step.md``.
+
+``--profile`` then runs one more step of each under ``torch.profiler`` and sums the self CPU time of
+the ops by kind (convolutions, matrix products, normalisation, dtype casts, the optimizer, the rest):
+where the mixed step's time goes and which kinds bf16 does not speed up.
 
 Pretrained initialisations (``init_cfg=dict(type='Pretrained')``, e.g. the Net2Vec probe's frozen
 backbone) are dropped: weights do not change the time of a step.
@@ -25,7 +29,7 @@ from mmengine.optim import build_optim_wrapper
 
 import mmext  # noqa: F401  (registers the models and MixedPrecisionOptimWrapper)
 from mmext.analysis import build_model, environment, load_batches, quiet_logs, ratio, time_interleaved
-from mmext.engine.optim import cpu_bf16_flags
+from mmext.engine.optim import cpu_bf16_flags, set_training_precision
 
 CONFIGS = ('configs/ocr_r50.py', 'configs/pointrend_r50.py', 'configs/dlde_retinanet_r50.py',
            'configs/net2vec_r50.py')
@@ -41,24 +45,57 @@ def without_pretrained(cfg):
     return cfg
 
 
-def time_config(path, repeats, device):
+def time_config(path, repeats, device, profile=False):
     cfg = Config.fromfile(path)
     cfg.model = without_pretrained(cfg.model.to_dict())
     batch = load_batches(cfg, 'train', max_batches=1)[0]
     models, wrappers = {}, {}
-    for name, wrapper_type in (('fp32', 'OptimWrapper'), ('mixed', 'MixedPrecisionOptimWrapper')):
+    for name in ('fp32', 'mixed'):
         models[name] = build_model(cfg, device=device, seed=0).train()
-        wrapper_cfg = dict(copy.deepcopy(cfg.optim_wrapper.to_dict()), type=wrapper_type)
-        if wrapper_type == 'OptimWrapper':
-            wrapper_cfg.pop('loss_scale', None)
-        wrappers[name] = build_optim_wrapper(models[name], wrapper_cfg)
+        wrapper_cfg = Config(dict(optim_wrapper=copy.deepcopy(cfg.optim_wrapper.to_dict())))
+        set_training_precision(wrapper_cfg, fp32=True)  # the recipe's own wrapper, made plain fp32
+        if name == 'mixed':
+            set_training_precision(wrapper_cfg, amp=True)
+        wrappers[name] = build_optim_wrapper(models[name], wrapper_cfg.optim_wrapper)
     steps = {name: (lambda _, name=name: models[name].train_step(copy.copy(batch), wrappers[name]))
              for name in models}
     times = time_interleaved(steps, repeats=repeats, warmup=2, device=device)
     medians = {name: statistics.median(samples) for name, samples in times.items()}
-    return dict(config=path, batch_size=len(batch['inputs']), input_shape=list(batch['inputs'][0].shape),
-                samples=times, median_seconds=medians, ratio_mixed_to_fp32=ratio(medians['mixed'],
-                                                                                medians['fp32']))
+    result = dict(config=path, batch_size=len(batch['inputs']), input_shape=list(batch['inputs'][0].shape),
+                  samples=times, median_seconds=medians, ratio_mixed_to_fp32=ratio(medians['mixed'],
+                                                                                  medians['fp32']))
+    if profile:
+        result['profile_ms'] = {name: profile_by_kind(lambda: step(0)) for name, step in steps.items()}
+    return result
+
+
+# Op-name fragments of each kind, first match wins (aten names as the CPU profiler reports them).
+OP_KINDS = (('convolution', ('conv', 'mkldnn_convolution')),
+            ('matrix product', ('mm', 'matmul', 'linear', 'addmm', 'bmm', 'baddbmm', 'einsum')),
+            ('normalisation', ('batch_norm', 'group_norm', 'layer_norm', 'native_norm', 'norm')),
+            ('dtype cast', ('_to_copy', 'to_dtype', 'copy_')),
+            ('optimizer', ('_foreach', 'adam', 'lerp', 'addcdiv', 'sqrt', 'clip')),
+            ('softmax / pooling / sampling', ('softmax', 'pool', 'grid_sampler', 'upsample', 'interpolate')))
+
+
+def op_kind(name: str) -> str:
+    lowered = name.lower()
+    for kind, fragments in OP_KINDS:
+        if any(fragment in lowered for fragment in fragments):
+            return kind
+    return 'other (element-wise, indexing, losses, data)'
+
+
+def profile_by_kind(fn) -> dict:
+    """Milliseconds of self CPU time of one call of ``fn``, summed by :func:`op_kind`."""
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    totals = {}
+    for event in prof.key_averages():
+        kind = op_kind(event.key)
+        totals[kind] = totals.get(kind, 0.0) + event.self_cpu_time_total / 1000
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
 
 
 def markdown(results, env):
@@ -68,6 +105,19 @@ def markdown(results, env):
         seconds = result['median_seconds']
         lines.append(f'| {osp.basename(result["config"])} | {result["batch_size"]} | {seconds["fp32"]:.3f} | '
                      f'{seconds["mixed"]:.3f} | {result["ratio_mixed_to_fp32"]:.3f} |')
+    for result in results:
+        if 'profile_ms' not in result:
+            continue
+        fp32, mixed = result['profile_ms']['fp32'], result['profile_ms']['mixed']
+        total32, total16 = sum(fp32.values()), sum(mixed.values())
+        lines += ['', f'{osp.basename(result["config"])}, one profiled step, self CPU time by kind of op:',
+                  '', '| kind | fp32 (ms) | mixed (ms) | mixed / fp32 | share of mixed |',
+                  '|---|---|---|---|---|']
+        for kind in sorted(set(fp32) | set(mixed), key=lambda k: -mixed.get(k, 0)):
+            t32, t16 = fp32.get(kind, 0.0), mixed.get(kind, 0.0)
+            lines.append(f'| {kind} | {t32:.0f} | {t16:.0f} | {ratio(t16, t32):.2f} | '
+                         f'{100 * t16 / total16:.1f}% |')
+        lines.append(f'| total | {total32:.0f} | {total16:.0f} | {ratio(total16, total32):.2f} | 100% |')
     return '\n'.join(lines) + '\n'
 
 
@@ -75,6 +125,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--configs', nargs='+', default=list(CONFIGS))
     parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--profile', action='store_true', help='also profile one step of each, by kind of op')
     parser.add_argument('--out-dir', default='work_dirs/benchmarks/amp')
     args = parser.parse_args()
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -85,7 +136,7 @@ def main():
     summary = f'{device}, {torch.get_num_threads()} threads, bf16 flags {cpu_bf16_flags() or "none"}'
     results = []
     for path in args.configs:
-        results.append(time_config(path, args.repeats, device))
+        results.append(time_config(path, args.repeats, device, args.profile))
         print(markdown(results[-1:], summary).splitlines()[-1], flush=True)
     os.makedirs(args.out_dir, exist_ok=True)
     with open(osp.join(args.out_dir, 'amp_train_step.json'), 'w') as f:
