@@ -1,0 +1,168 @@
+"""What DLDE's embedding size costs and buys against RetinaNet, in one process, with the trained runs' mAP.
+
+    .venv/bin/python tools/benchmarks/dlde_embedding_sweep.py [--sizes 32 64 128 256] [--seeds 0 1]
+        [--dlde-runs 'work_dirs/dlde_r50_e{e}_fp32_seed{seed}']
+        [--retinanet-runs 1200='work_dirs/retinanet_r50_fp32_seed{seed}' ...]
+        [--model-steps 10] [--repeats 5] [--out-dir work_dirs/benchmarks/dlde_sweep]
+
+For each ``embedding_size`` E, ``configs/dlde_retinanet_r50.py`` with that E against
+``configs/retinanet_r50.py`` (``benchmark_heads.py``'s DLDE pair: same backbone, neck and data, weights of
+equal name copied): the whole-model train step and batch-1 inference latency, interleaved (ratio DLDE /
+RetinaNet), the whole model's and the head's peak training memory (head: the embedded batch), all
+measured again for every E so that each ratio comes from one process. Then the bbox mAP of the
+trained runs: ``--dlde-runs`` is a pattern of work directories (``{e}``, ``{seed}``), ``--retinanet-runs``
+names RetinaNet runs by their iteration count; each run's final ``coco/bbox_mAP`` is read from its
+``vis_data/scalars.json``. Missing runs are reported as missing.
+
+Training cost on the plot's x axis: RetinaNet's 1200 iterations = 1; DLDE's is its train-step ratio,
+a RetinaNet run of N iterations costs N / 1200. Writes ``dlde_sweep.json``, ``.md`` and ``.png``.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+from types import SimpleNamespace
+
+from mmengine.config import Config
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # head_pairs, benchmark_heads beside this file
+from benchmark_heads import bench_heads, bench_models, parse_size  # noqa: E402
+from head_pairs import BUILTIN, BUILTIN_PAIRS, MMEXT  # noqa: E402
+
+from mmext.analysis import environment, quiet_logs  # noqa: E402
+
+DLDE_CONFIG = 'configs/dlde_retinanet_r50.py'
+BASE_ITERS = 1200
+
+
+def final_bbox_map(work_dir: str):
+    """(mAP, mAP@50) of the last validation in ``work_dir``'s newest scalars.json, in percent; None if
+    the run is missing or unfinished."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        return None
+    found = None
+    with open(files[-1]) as f:
+        for line in f:
+            record = json.loads(line)
+            if 'coco/bbox_mAP' in record:
+                found = (100 * record['coco/bbox_mAP'], 100 * record['coco/bbox_mAP_50'])
+    return found
+
+
+def seeds_map(pattern: str, seeds, **keys) -> dict:
+    runs = {seed: final_bbox_map(pattern.format(seed=seed, **keys)) for seed in seeds}
+    found = [value for value in runs.values() if value is not None]
+    return dict(runs={str(seed): value for seed, value in runs.items()},
+                mean_map=statistics.mean(v[0] for v in found) if found else None,
+                mean_map50=statistics.mean(v[1] for v in found) if found else None)
+
+
+def measure_size(embedding_size: int, args) -> dict:
+    pair = BUILTIN_PAIRS['dlde']
+    cfg = Config.fromfile(DLDE_CONFIG)
+    cfg.model.bbox_head.embedding_size = embedding_size
+    models = bench_models(cfg, pair, args, 'cpu')
+    head = bench_heads(cfg, pair, parse_size('embedded', pair, cfg), ('train',), args, 'cpu')
+    train = head['workloads']['train']
+    return dict(train_step_ratio=models['train_step']['ratio']['time'],
+                inference_ratio=models['inference']['ratio']['time'],
+                model_memory_ratio=models['train_step']['ratio']['memory'],
+                head_memory_ratio=train['ratio']['memory'],
+                head_peak_mb={label: train[label]['peak_bytes'] / 2**20 for label in (MMEXT, BUILTIN)},
+                model_peak_mb={label: models['train_step'][label]['peak_bytes'] / 2**20
+                               for label in (MMEXT, BUILTIN)})
+
+
+def fmt(value, spec='.2f', missing='—'):
+    return missing if value is None else format(value, spec)
+
+
+def markdown(result) -> str:
+    lines = ['DLDE embedding size against RetinaNet (ratios DLDE / RetinaNet, one process per size; '
+             'mAP: mean of the seeds, per seed in brackets)', '',
+             '| E | train step | inference latency | head peak memory (train) | model peak memory (train) '
+             '| bbox mAP | mAP@50 |', '|---|---|---|---|---|---|---|']
+    for row in result['sizes']:
+        per_seed = ' / '.join(fmt(v and v[0], '.1f') for v in row['accuracy']['runs'].values())
+        lines.append(f'| {row["embedding_size"]} | {row["train_step_ratio"]:.3f} | '
+                     f'{row["inference_ratio"]:.3f} | {row["head_memory_ratio"]:.2f} | '
+                     f'{row["model_memory_ratio"]:.2f} | '
+                     f'{fmt(row["accuracy"]["mean_map"], ".1f")} ({per_seed}) | '
+                     f'{fmt(row["accuracy"]["mean_map50"], ".1f")} |')
+    for iters, accuracy in result['retinanet'].items():
+        per_seed = ' / '.join(fmt(v and v[0], '.1f') for v in accuracy['runs'].values())
+        lines.append(f'| RetinaNet, {iters} it (cost {int(iters) / BASE_ITERS:.2f}) | | | | | '
+                     f'{fmt(accuracy["mean_map"], ".1f")} ({per_seed}) | '
+                     f'{fmt(accuracy["mean_map50"], ".1f")} |')
+    return '\n'.join(lines) + '\n'
+
+
+def plot(result, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for row in result['sizes']:
+        if row['accuracy']['mean_map'] is None:
+            continue
+        values = [v[0] for v in row['accuracy']['runs'].values() if v]
+        mean = row['accuracy']['mean_map']
+        ax.errorbar(row['train_step_ratio'], mean, fmt='o', color='C0',
+                    yerr=[[mean - min(values)], [max(values) - mean]])
+        ax.annotate(f'E={row["embedding_size"]}', (row['train_step_ratio'], row['accuracy']['mean_map']),
+                    textcoords='offset points', xytext=(5, 4), fontsize=8)
+    for iters, accuracy in result['retinanet'].items():
+        if accuracy['mean_map'] is None:
+            continue
+        values = [v[0] for v in accuracy['runs'].values() if v]
+        ax.errorbar(int(iters) / BASE_ITERS, accuracy['mean_map'], fmt='s', color='C3',
+                    yerr=[[accuracy['mean_map'] - min(values)], [max(values) - accuracy['mean_map']]])
+        ax.annotate(f'RetinaNet {iters} it', (int(iters) / BASE_ITERS, accuracy['mean_map']),
+                    textcoords='offset points', xytext=(5, -10), fontsize=8)
+    ax.set_xlabel('training cost (RetinaNet 1200 iterations = 1)')
+    ax.set_ylabel('bbox mAP (embedded COCO boxes)')
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--sizes', nargs='+', type=int, default=[32, 64, 128, 256])
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
+    parser.add_argument('--dlde-runs', default='work_dirs/dlde_r50_e{e}_fp32_seed{seed}')
+    parser.add_argument('--retinanet-runs', nargs='*', metavar='ITERS=PATTERN',
+                        default=['1200=work_dirs/retinanet_r50_fp32_seed{seed}',
+                                 '1764=work_dirs/retinanet_r50_1764it_fp32_seed{seed}'])
+    parser.add_argument('--model-steps', type=int, default=10)
+    parser.add_argument('--repeats', type=int, default=5, help='timed head runs')
+    parser.add_argument('--out-dir', default='work_dirs/benchmarks/dlde_sweep')
+    args = parser.parse_args()
+    quiet_logs()
+    timing = SimpleNamespace(model_steps=args.model_steps, model_warmup=2, model_images=0,
+                             repeats=args.repeats, warmup=1)
+    result = dict(environment=environment(), settings=vars(args), sizes=[], retinanet={})
+    for embedding_size in args.sizes:
+        row = dict(embedding_size=embedding_size, **measure_size(embedding_size, timing))
+        row['accuracy'] = seeds_map(args.dlde_runs, args.seeds, e=embedding_size)
+        result['sizes'].append(row)
+        print(markdown(dict(result, sizes=[row], retinanet={})).splitlines()[-1], flush=True)
+    for item in args.retinanet_runs:
+        iters, _, pattern = item.partition('=')
+        result['retinanet'][iters] = seeds_map(pattern, args.seeds)
+    os.makedirs(args.out_dir, exist_ok=True)
+    stem = osp.join(args.out_dir, 'dlde_sweep')
+    with open(f'{stem}.json', 'w') as f:
+        json.dump(result, f, indent=1)
+    with open(f'{stem}.md', 'w') as f:
+        f.write(markdown(result))
+    plot(result, f'{stem}.png')
+    print(markdown(result))
+
+
+if __name__ == '__main__':
+    main()
