@@ -101,28 +101,25 @@ def markdown(result) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def plot_point(ax, cost: float, accuracy: dict, label: str, marker: str, color: str) -> None:
+    """The seeds' mean mAP at ``cost``, bars from the lowest to the highest seed."""
+    values = [v[0] for v in accuracy['runs'].values() if v]
+    if not values:
+        return
+    mean = accuracy['mean_map']
+    ax.errorbar(cost, mean, yerr=[[mean - min(values)], [max(values) - mean]], fmt=marker, color=color)
+    ax.annotate(label, (cost, mean), textcoords='offset points', xytext=(5, 4), fontsize=8)
+
+
 def plot(result, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for row in result['sizes']:
-        if row['accuracy']['mean_map'] is None:
-            continue
-        values = [v[0] for v in row['accuracy']['runs'].values() if v]
-        mean = row['accuracy']['mean_map']
-        ax.errorbar(row['train_step_ratio'], mean, fmt='o', color='C0',
-                    yerr=[[mean - min(values)], [max(values) - mean]])
-        ax.annotate(f'E={row["embedding_size"]}', (row['train_step_ratio'], row['accuracy']['mean_map']),
-                    textcoords='offset points', xytext=(5, 4), fontsize=8)
+        plot_point(ax, row['train_step_ratio'], row['accuracy'], f'E={row["embedding_size"]}', 'o', 'C0')
     for iters, accuracy in result['retinanet'].items():
-        if accuracy['mean_map'] is None:
-            continue
-        values = [v[0] for v in accuracy['runs'].values() if v]
-        ax.errorbar(int(iters) / BASE_ITERS, accuracy['mean_map'], fmt='s', color='C3',
-                    yerr=[[accuracy['mean_map'] - min(values)], [max(values) - accuracy['mean_map']]])
-        ax.annotate(f'RetinaNet {iters} it', (int(iters) / BASE_ITERS, accuracy['mean_map']),
-                    textcoords='offset points', xytext=(5, -10), fontsize=8)
+        plot_point(ax, int(iters) / BASE_ITERS, accuracy, f'RetinaNet {iters} it', 's', 'C3')
     ax.set_xlabel('training cost (RetinaNet 1200 iterations = 1)')
     ax.set_ylabel('bbox mAP (embedded COCO boxes)')
     ax.grid(alpha=0.3)
