@@ -30,3 +30,31 @@ def test_untranslatable_op_names_module_and_op(tmp_path):
     with pytest.raises(DeployError, match=r'pool \(ChannelKth\): aten\.kthvalue'):
         export_graph(Toy(), torch.rand(1, 3, 8, 8), tmp_path / 'toy.onnx', dynamic=False, opset=18,
                      output_names=Toy.output_names)
+
+
+@pytest.mark.parametrize('config, size', [
+    ('configs/ocr_r50.py', (128, 128)),                                 # data_preprocessor.size
+    ('configs/dlde_retinanet_r50.py', (128, 128)),                      # the generator's default size
+    ('tests/configs/dlde_tiny.py', (64, 64)),                           # synthesis.size
+    ('configs/dlde/dlde_retinanet_r50_fpn_1x_coco.py', (800, 1333)),    # the test Resize scale (w, h)
+    ('configs/ocrnet/ocrnet_r50-d8_4xb2-40k_cityscapes-512x1024.py', (512, 1024)),
+])
+def test_default_export_size_is_the_configs_test_size(config, size):
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    import mmext  # noqa: F401  (registers the synthetic datasets)
+    from mmext.deploy.export import test_input_size
+    cfg = Config.fromfile(Path(__file__).resolve().parents[2] / config)
+    assert test_input_size(cfg) == size
+
+
+def test_a_config_without_a_test_size_asks_for_shape():
+    from mmengine.config import Config
+
+    from mmext.deploy.export import test_input_size
+    cfg = Config(dict(default_scope='mmdet', model=dict(),
+                      test_dataloader=dict(dataset=dict(type='CocoDataset', pipeline=[]))))
+    with pytest.raises(DeployError, match='pass --shape H W'):
+        test_input_size(cfg)
