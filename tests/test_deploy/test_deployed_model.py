@@ -58,7 +58,7 @@ def torch_predict(model, images):
         return model.test_step(dict(inputs=inputs, data_samples=samples))
 
 
-def test_images(weights: str, batch: int, height: int, width: int, seed: int = 0):
+def sample_images(weights: str, batch: int, height: int, width: int, seed: int = 0):
     """Noise for random weights; the tiny dataset's 64 px scenes, tiled, for trained-like weights."""
     if weights == 'trained':
         return [scene_image((height, width), tile=64, seed=seed + i) for i in range(batch)]
@@ -104,7 +104,7 @@ def assert_same_segmentation(deployed, expected):
 @pytest.mark.parametrize('name', ['ocr_tiny', 'pointrend_tiny', 'net2vec_tiny'])
 def test_static_segmentation_matches_pytorch(exported, name, backend, weights):
     model, out = exported(name, dynamic=False, weights=weights)
-    images = test_images(weights, 1, 64, 64)
+    images = sample_images(weights, 1, 64, 64)
     expected = torch_predict(model, images)
     if weights == 'trained' and name != 'net2vec_tiny':  # (the probe's 20 iterations stay below 0.8)
         assert expected[0].pred_sem_seg.data.unique().numel() >= 3, 'trained-like weights predict one class'
@@ -118,7 +118,7 @@ def test_dynamic_segmentation_matches_pytorch_at_unseen_sizes_and_batch(exported
     model, out = exported(name, dynamic=True, weights=weights)  # exported with a batch of 3 at 64 x 64
     deployed = DeployedModel(out, backend)
     for height, width in [(96, 64), (80, 112)]:
-        images = test_images(weights, 2, height, width, seed=height)
+        images = sample_images(weights, 2, height, width, seed=height)
         assert_same_segmentation(deployed.predict(images), torch_predict(model, images))
 
 
@@ -151,7 +151,7 @@ def assert_same_detections(deployed, expected, weights):
 @pytest.mark.parametrize('name', ['dlde_tiny', 'retinanet_tiny'])
 def test_static_detection_matches_pytorch(exported, name, backend, weights):
     model, out = exported(name, dynamic=False, weights=weights)
-    images = test_images(weights, 1, 64, 64)
+    images = sample_images(weights, 1, 64, 64)
     assert_same_detections(DeployedModel(out, backend).predict(images), torch_predict(model, images), weights)
 
 
@@ -162,5 +162,5 @@ def test_dynamic_detection_matches_pytorch_at_unseen_sizes_and_batch(exported, n
     model, out = exported(name, dynamic=True, weights=weights)  # exported at batch 3, 129 x 129 (min_size)
     deployed = DeployedModel(out, backend)
     for height, width in [(160, 136), (200, 256)]:  # 136 and 200: padded to 32 inside the graph
-        images = test_images(weights, 2, height, width, seed=height)
+        images = sample_images(weights, 2, height, width, seed=height)
         assert_same_detections(deployed.predict(images), torch_predict(model, images), weights)
