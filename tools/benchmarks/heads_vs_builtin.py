@@ -2,7 +2,7 @@
 backbone, data, schedule and seeds), one run after the other, and report accuracy, wall time and
 memory.
 
-    .venv/bin/python tools/benchmarks/heads_vs_builtin.py ocr [--seeds 0 1]
+    .venv/bin/python tools/benchmarks/heads_vs_builtin.py ocr [--seeds 0 1] [--fp32 | --amp]
     .venv/bin/python tools/benchmarks/heads_vs_builtin.py pointrend [--seeds 0 1]
     .venv/bin/python tools/benchmarks/heads_vs_builtin.py dlde [--seeds 0 1]
     .venv/bin/python tools/benchmarks/heads_vs_builtin.py net2vec [--seeds 0 1] [--cfg-options ...]
@@ -43,7 +43,7 @@ def _run(cmd, log_path):
     return time.perf_counter() - start, usage
 
 
-def train(config, options, seed, work_dir, metrics):
+def train(config, options, seed, work_dir, metrics, precision_flags=()):
     """Run tools/train.py once.
 
     Returns:
@@ -52,7 +52,7 @@ def train(config, options, seed, work_dir, metrics):
         ``fps``, images per second of the final validation (batch 1, data loading included).
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    seconds, usage = _run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+    seconds, usage = _run([sys.executable, 'tools/train.py', config, *precision_flags, '--work-dir', work_dir,
                            '--cfg-options', *options, f'randomness.seed={seed}'],
                           work_dir / 'benchmark.log')
     path = max(work_dir.glob('*/vis_data/scalars.json'))  # this run's timestamped folder
@@ -78,6 +78,10 @@ def main():
     parser.add_argument('method', choices=sorted(PAIRS))
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1])
     parser.add_argument('--cfg-options', nargs='+', default=[], help='added to every run')
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument('--fp32', action='store_true', help="tools/train.py --fp32 for every run (the "
+                           "README's tables; the segmentation recipes train in bf16 where the CPU can)")
+    precision.add_argument('--amp', action='store_true', help='tools/train.py --amp for every run')
     args = parser.parse_args()
     pair = PAIRS[args.method]
     out = ROOT / 'work_dirs/benchmarks'
@@ -86,7 +90,9 @@ def main():
         for run in pair.training_runs():
             options = [*run.options, *args.cfg_options]
             work_dir = out / args.method / f'{"_".join(re.findall(r"[A-Za-z0-9]+", run.name)[1:])}_seed{seed}'
-            row = dict(head=run.name, seed=seed, **train(run.config, options, seed, work_dir, pair.metrics))
+            flags = ['--fp32'] if args.fp32 else ['--amp'] if args.amp else []
+            row = dict(head=run.name, seed=seed,
+                       **train(run.config, options, seed, work_dir, pair.metrics, flags))
             if pair.coarse_test_options:
                 row.update(test_coarse(run.config, options, work_dir, pair.metrics, pair.coarse_test_options))
             rows.append(row)
