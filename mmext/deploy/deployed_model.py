@@ -1,4 +1,5 @@
 """``DeployedModel``: an export directory on a backend, predicting mmseg / mmdet data samples."""
+import warnings
 from pathlib import Path
 from typing import Dict, List, Sequence, Union
 
@@ -93,6 +94,8 @@ class DeployedModel:
         if self.task not in ('segmentation', 'detection'):
             raise DeployError(f'{export_dir}: task {self.task!r}; DeployedModel serves segmentation and '
                               'detection exports')
+        if precision == 'bf16' and self.spec.get('bf16_warning'):
+            warnings.warn(f'{export_dir}: {self.spec["bf16_warning"]}')
         self.session = open_session(self.export_dir / self.spec['onnx'], backend, precision)
 
     @property
