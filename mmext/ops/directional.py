@@ -63,11 +63,16 @@ def anchor_embedding_norms(embedding_map: torch.Tensor, embedding_size: int,
     return grouped.norm(dim=2, keepdim=True).clamp(min=eps)
 
 
+def _per_anchor_filters(means: torch.Tensor, num_anchors: int) -> torch.Tensor:
+    """(C, E) means -> (A*C, E, 1, 1) weights of the grouped 1x1 convolution, one group per anchor."""
+    return means.repeat(num_anchors, 1)[:, :, None, None]
+
+
 def _dots_over_norms(embedding_map: torch.Tensor, norms: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
     """(B, A*E, H, W), (B, A, 1, H, W), (C, E) -> (B, A*C, H, W) ``(x . m_c) / |x|``."""
     batch, _, height, width = embedding_map.shape
     num_anchors = norms.shape[1]
-    dots = F.conv2d(embedding_map, means.repeat(num_anchors, 1)[:, :, None, None], groups=num_anchors)
+    dots = F.conv2d(embedding_map, _per_anchor_filters(means, num_anchors), groups=num_anchors)
     return (dots.view(batch, num_anchors, -1, height, width) / norms).view(batch, -1, height, width)
 
 
@@ -94,7 +99,7 @@ class _CosineMapToMeans(torch.autograd.Function):
         num_anchors = norms.shape[1]
         grad = grad_cos.reshape(batch, num_anchors, -1, height, width)
         grad_map = F.conv_transpose2d((grad / norms).view(batch, -1, height, width),
-                                      means.repeat(num_anchors, 1)[:, :, None, None], groups=num_anchors)
+                                      _per_anchor_filters(means, num_anchors), groups=num_anchors)
         radial = (grad * cos_sim.view_as(grad)).sum(2, keepdim=True) / norms**2 * (norms > ctx.eps)
         grad_map.view(batch, num_anchors, -1, height, width).addcmul_(
             embedding_map.view(batch, num_anchors, -1, height, width), radial, value=-1)

@@ -95,8 +95,7 @@ def agreement(prediction, reference, task) -> float:
     return float((iou.max(1, initial=0) >= DETECTION_AGREEMENT_IOU).mean())
 
 
-def bench_one(path, checkpoint, size, repeats):
-    cfg = Config.fromfile(path)
+def bench_one(path, cfg, checkpoint, size, repeats):
     task = task_of(cfg)
     model = build_model(cfg, checkpoint=checkpoint, seed=0).eval()
     image = scene_image(size)  # the embedded dataset's 128 px scenes, tiled
@@ -205,7 +204,7 @@ def main():
         sizes = ([tuple(int(v) for v in size.split('x')) for size in args.sizes] if args.sizes else
                  [test_input_size(cfg), LARGE_SIZE[task_of(cfg)]])
         for size in sizes:
-            results.append(bench_one(path, checkpoint, size, args.repeats))
+            results.append(bench_one(path, cfg, checkpoint, size, args.repeats))
             print(markdown(results[-1:], summary).split('\n', 4)[-1], flush=True)
     os.makedirs(args.out_dir, exist_ok=True)
     stem = osp.join(args.out_dir, 'benchmark_deploy')

@@ -42,8 +42,7 @@ def layer_times(request) -> dict:
 def profile(export_dir: str, repeats: int) -> dict:
     """``{precision: {layer type: [total ms over repeats, exec types]}}`` and wall times."""
     spec = read_spec(export_dir)
-    _, _, height, width = spec['input']['shape'] if not spec['input']['dynamic'] else \
-        (1, 3, *spec['input']['export_size'])
+    height, width = spec['input']['export_size']  # the static size, or a dynamic export's example
     batch = scene_image((height, width)).astype(np.float32).transpose(2, 0, 1)[None].copy()
     onnx_path = osp.join(export_dir, spec['onnx'])
     requests = {p: compile_profiled(onnx_path, p).create_infer_request() for p in ('fp32', 'bf16')}
