@@ -11,11 +11,14 @@ fp32 elsewhere says so with ``unsupported='fp32'``, and the log says which preci
 import contextlib
 import logging
 import re
+import weakref
 
 import torch
 from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
+
+from .narrow_conv_guard import guard_narrow_strided_convs
 
 # /proc/cpuinfo flags of CPUs whose bf16 matrix products are native: x86 (AVX512-BF16, AMX) and Arm.
 CPU_BF16_FLAGS = ('amx_bf16', 'avx512_bf16', 'bf16')
@@ -69,6 +72,7 @@ class MixedPrecisionOptimWrapper(AmpOptimWrapper):
                              'fp16 needs loss scaling, which CPU autocast does not have')
         OptimWrapper.__init__(self, **kwargs)
         self.loss_scaler, self._scale_update_param = None, None
+        self._narrow_conv_guarded = weakref.WeakSet()
         flags = cpu_bf16_flags()
         if flags:
             self.cast_dtype = torch.bfloat16
@@ -114,10 +118,19 @@ class MixedPrecisionOptimWrapper(AmpOptimWrapper):
 
     @contextlib.contextmanager
     def optim_context(self, model):
+        if self.device_type == 'cpu' and self.precision == 'bf16':
+            self._guard_narrow_convs(model)
         autocast = (torch.autocast(self.device_type, dtype=self.cast_dtype) if self.precision != 'fp32'
                     else contextlib.nullcontext())
         with OptimWrapper.optim_context(self, model), autocast:
             yield
+
+    def _guard_narrow_convs(self, model):
+        """Once per model: its strided convs run in fp32 on inputs narrower than their stride, whose CPU
+        bf16 backward is wrong in torch 2.13 (:mod:`.narrow_conv_guard`)."""
+        if model not in self._narrow_conv_guarded:
+            guard_narrow_strided_convs(model)
+            self._narrow_conv_guarded.add(model)
 
 
 MIXED_PRECISION_WRAPPERS = ('AmpOptimWrapper', 'MixedPrecisionOptimWrapper')
