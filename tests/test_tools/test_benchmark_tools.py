@@ -98,9 +98,10 @@ def test_benchmark_heads_writes_finite_ratios(tmp_path, data_options, one_thread
         '--configs', *[f'{name}={path}' for name, path in TINY.items()], '--sizes', 'embedded', '32x64@2',
         '--pointrend-sizes', '32x32', '64x64', '64x128', '--repeats', '2', '--warmup', '0',
         '--model-steps', '1', '--model-warmup', '1', '--model-images', '2', '--matmul-size', '64',
-        '--devices', 'auto', '--out-dir', str(tmp_path), '--cfg-options', *data_options])
+        '--devices', 'auto', '--fp32', '--out-dir', str(tmp_path), '--cfg-options', *data_options])
     assert json.loads((tmp_path / 'benchmark_heads.json').read_text()).keys() == result.keys() == {
         'environment', 'settings', 'configs', 'notes', 'devices'}
+    assert result['settings']['fp32'] and not result['settings']['amp']
     if not torch.cuda.is_available():
         assert 'not run' in result['devices']['cuda']
     cpu = result['devices']['cpu']

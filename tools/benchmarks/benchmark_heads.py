@@ -39,7 +39,9 @@ GFLOP/s (on AMD CPUs, MKL's sgemm runs at half the speed of oneDNN's AVX-512 con
 
 Model level, on the embedded data with the configs as they are: both models built from the config
 (weights copied as above), ``--model-steps`` timed ``train_step`` calls (data preprocessing,
-forward, loss, backward, optimizer step) on real training batches, and batch-1 inference
+forward, loss, backward, optimizer step; in the config's precision, or ``--fp32`` / ``--amp`` as
+``tools/train.py`` takes them: the embedded recipes train in bf16 where the CPU has bf16 units) on
+real training batches, and batch-1 inference
 (``mode='predict'`` on preprocessed test images) over ``--model-images`` images.
 
 Every result goes to ``<out-dir>/benchmark_heads.json``, the tables to ``benchmark_heads.md`` and
@@ -62,6 +64,7 @@ from mmext.analysis import (build_model, count_flops, dense_peak_gflops, environ
                             peak_memory_bytes, predict, preprocess, quiet_logs, ratio, summarize,
                             time_interleaved, total_loss)
 from mmext.engine import load_analysis_config
+from mmext.engine.optim import set_training_precision
 
 # Modules next to this script (its folder is sys.path[0] when it runs).
 from head_pairs import BUILTIN, BUILTIN_PAIRS, LABELS, MMEXT, BuiltinHeadPair, DLDEPair, HeadInputs, Size
@@ -163,6 +166,8 @@ def bench_heads(cfg: Config, pair: BuiltinHeadPair, size: Size, kinds, args, dev
 def bench_models(cfg: Config, pair: BuiltinHeadPair, args, device: str) -> Dict[str, Any]:
     """Whole models from the config on its embedded data: train steps and batch-1 inference."""
     cfgs = {label: pair.benchmark_config(cfg, label) for label in LABELS}
+    for label_cfg in cfgs.values():
+        set_training_precision(label_cfg, amp=args.amp, fp32=args.fp32)
     models = {label: build_model(c, device) for label, c in cfgs.items()}
     weights = pair.share_weights(models[MMEXT], models[BUILTIN])
     optims = {label: build_optim_wrapper(models[label], cfgs[label].optim_wrapper) for label in LABELS}
@@ -240,6 +245,7 @@ def parse_args(argv=None):
                         help='untimed runs after the FLOP-counting and memory runs')
     parser.add_argument('--model-steps', type=int, default=10, help='timed train steps per model; 0: skip')
     parser.add_argument('--model-warmup', type=int, default=2, help='untimed train steps / images')
+    add_precision_arguments(parser)
     parser.add_argument('--model-images', type=int, default=0, help='test images for inference; 0: all')
     parser.add_argument('--matmul-size', type=int, default=2048,
                         help='N of the NxN matmul of the dense peak (the 3x3 conv map is N/32 square)')
@@ -248,6 +254,14 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='applied to every config')
     parser.add_argument('--out-dir', default='work_dirs/benchmarks/heads')
     return parser.parse_args(argv)
+
+
+def add_precision_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--fp32`` / ``--amp`` for the model-level train steps, as ``tools/train.py`` takes them."""
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument('--fp32', action='store_true',
+                           help='model train steps in fp32 (default: the config\'s own precision)')
+    precision.add_argument('--amp', action='store_true', help='model train steps in mixed precision')
 
 
 def method_configs(args) -> Dict[str, str]:

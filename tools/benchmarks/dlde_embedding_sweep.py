@@ -3,11 +3,12 @@
     .venv/bin/python tools/benchmarks/dlde_embedding_sweep.py [--sizes 32 64 128 256] [--seeds 0 1]
         [--dlde-runs 'work_dirs/dlde_r50_e{e}_fp32_seed{seed}']
         [--retinanet-runs 1200='work_dirs/retinanet_r50_fp32_seed{seed}' ...]
-        [--model-steps 10] [--repeats 5] [--out-dir work_dirs/benchmarks/dlde_sweep]
+        [--model-steps 10] [--repeats 5] [--amp] [--out-dir work_dirs/benchmarks/dlde_sweep]
 
 For each ``embedding_size`` E, ``configs/dlde_retinanet_r50.py`` with that E against
 ``configs/retinanet_r50.py`` (``benchmark_heads.py``'s DLDE pair: same backbone, neck and data, weights of
-equal name copied): the whole-model train step and batch-1 inference latency, interleaved (ratio DLDE /
+equal name copied): the whole-model train step (fp32 like the accuracy runs, which train with
+``--fp32``; ``--amp``: mixed precision) and batch-1 inference latency, interleaved (ratio DLDE /
 RetinaNet), the whole model's and the head's peak training memory (head: the embedded batch), all
 measured again for every E so that each ratio comes from one process. Then the bbox mAP of the
 trained runs: ``--dlde-runs`` is a pattern of work directories (``{e}``, ``{seed}``), ``--retinanet-runs``
@@ -137,11 +138,13 @@ def main():
                                  '1764=work_dirs/retinanet_r50_1764it_fp32_seed{seed}'])
     parser.add_argument('--model-steps', type=int, default=10)
     parser.add_argument('--repeats', type=int, default=5, help='timed head runs')
+    parser.add_argument('--amp', action='store_true',
+                        help='train steps in mixed precision (default fp32, as the accuracy runs)')
     parser.add_argument('--out-dir', default='work_dirs/benchmarks/dlde_sweep')
     args = parser.parse_args()
     quiet_logs()
     timing = SimpleNamespace(model_steps=args.model_steps, model_warmup=2, model_images=0,
-                             repeats=args.repeats, warmup=1)
+                             repeats=args.repeats, warmup=1, amp=args.amp, fp32=not args.amp)
     result = dict(environment=environment(), settings=vars(args), sizes=[], retinanet={})
     for embedding_size in args.sizes:
         row = dict(embedding_size=embedding_size, **measure_size(embedding_size, timing))
