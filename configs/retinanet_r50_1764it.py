@@ -1,6 +1,6 @@
-# RetinaNet R50-FPN (mmdet's RetinaHead) given the wall-clock of dlde_retinanet_r50.py: 1.47x its 1200
-# iterations (DLDE's measured whole-model train-step ratio, docs/dlde.md), the same schedule shape
-# (warm-up and cosine stretched by the same factor). The equal-cost baseline of issue 16.
+# RetinaNet R50-FPN (mmdet's RetinaHead) given the wall-clock of dlde_retinanet_r50_e256.py (DLDE at
+# torchsight's embedding size): 1.47x its 1200 iterations (DLDE's measured whole-model train-step ratio
+# at E=256, docs/dlde.md), the same schedule shape (warm-up and cosine stretched by the same factor).
 _base_ = './retinanet_r50.py'
 max_iters = 1764
 param_scheduler = [

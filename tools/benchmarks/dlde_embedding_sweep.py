@@ -135,6 +135,7 @@ def main():
     parser.add_argument('--dlde-runs', default='work_dirs/dlde_r50_e{e}_fp32_seed{seed}')
     parser.add_argument('--retinanet-runs', nargs='*', metavar='ITERS=PATTERN',
                         default=['1200=work_dirs/retinanet_r50_fp32_seed{seed}',
+                                 '1488=work_dirs/retinanet_r50_1488it_fp32_seed{seed}',
                                  '1764=work_dirs/retinanet_r50_1764it_fp32_seed{seed}'])
     parser.add_argument('--model-steps', type=int, default=10)
     parser.add_argument('--repeats', type=int, default=5, help='timed head runs')
