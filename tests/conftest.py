@@ -11,6 +11,15 @@ from mmengine.runner import Runner
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(params=['cpu', pytest.param('cuda', marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason='no CUDA device'))])
+def device(request):
+    """A test taking ``device`` runs on the CPU and, where a CUDA device is present, on it too (the
+    mixed-precision tests: CPU autocast is bf16/fp16 without a loss scaler, CUDA autocast is cuDNN's and
+    cuBLAS's)."""
+    return torch.device(request.param)
+
+
 @pytest.fixture(scope='session')
 def data_root(tmp_path_factory):
     """Where the tiny test configs' synthetic dataset (8 train / 4 val images of 64 px) is generated on

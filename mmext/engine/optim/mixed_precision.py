@@ -66,6 +66,9 @@ class MixedPrecisionOptimWrapper(AmpOptimWrapper):
         self.device_type = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         if self.device_type != 'cpu':
             super().__init__(loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp, **kwargs)
+            scaling = 'dynamic loss scaling' if loss_scale == 'dynamic' else f'loss scale {loss_scale}'
+            print_log(f'MixedPrecisionOptimWrapper: {self.precision} autocast on {self.device_type} '
+                      f'(AmpOptimWrapper, {scaling})', logger='current')
             return
         if dtype not in (None, 'bfloat16', torch.bfloat16):
             raise ValueError(f'MixedPrecisionOptimWrapper on CPU trains in bfloat16, got dtype={dtype!r}: '

@@ -449,17 +449,20 @@ def test_dlde_malformed_ground_truth(boxes, labels, match):
 
 # -- mixed precision ---------------------------------------------------------------------------------
 
+@pytest.mark.parametrize('output', ['scores', 'loss'])
 @pytest.mark.parametrize('dtype, max_error', [(torch.bfloat16, 2e-2), (torch.float16, 5e-2)])
-def test_autocast_stays_close_to_fp32(dtype, max_error):
-    """Scores and losses on 64x128 and 32x64 levels under CPU autocast, the same weights: within
-    ``max_error`` (relative) of fp32, outputs and gradients; measured 5.3e-3 / 2.1e-3 (bf16 scores),
-    4.5e-4 / 2.2e-2 (fp16 scores), at most 5.9e-3 for the losses. Normalisation, cosines and the
-    modified sigmoid run in fp32 (mmext.ops.precision)."""
-    head = _head()
-    feats = (torch.rand(2, 8, 64, 128), torch.rand(2, 8, 32, 64))
-    samples = _samples(_gt(*ONE_GT), _gt(*ONE_GT))
-    scores = lambda module: torch.cat([level.flatten() for level in module(feats)[0]])  # noqa: E731
-    loss = lambda module: sum(sum(values) for values in module.loss(feats, samples).values())  # noqa: E731
-    for forward in (scores, loss):
-        output_error, grad_error, finite = autocast_deviation(head, forward, dtype)
-        assert finite and output_error < max_error and grad_error < max_error
+def test_autocast_stays_close_to_fp32(dtype, max_error, output, device):
+    """Scores and losses on 64x128 and 32x64 levels under autocast, the same weights: within
+    ``max_error`` (relative) of fp32, outputs and gradients; measured on CPU 5.3e-3 / 2.1e-3 (bf16
+    scores), 4.5e-4 / 2.2e-2 (fp16 scores), at most 5.9e-3 for the losses. Normalisation, cosines and
+    the modified sigmoid run in fp32 (mmext.ops.precision). On CUDA the loss is mmdet's FocalLoss
+    through mmcv's CUDA kernel."""
+    head = _head().to(device)
+    feats = (torch.rand(2, 8, 64, 128, device=device), torch.rand(2, 8, 32, 64, device=device))
+    samples = [sample.to(device) for sample in _samples(_gt(*ONE_GT), _gt(*ONE_GT))]
+    forward = {
+        'scores': lambda module: torch.cat([level.flatten() for level in module(feats)[0]]),
+        'loss': lambda module: sum(sum(values) for values in module.loss(feats, samples).values()),
+    }[output]
+    output_error, grad_error, finite = autocast_deviation(head, forward, dtype)
+    assert finite and output_error < max_error and grad_error < max_error, (output_error, grad_error)

@@ -78,6 +78,25 @@ def test_toy_runner_trains_saves_and_resumes_under_bf16():
         case.tearDown()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA device')
+@pytest.mark.parametrize('dtype, precision', [(None, 'fp16'), ('bfloat16', 'bf16')])
+def test_cuda_is_mmengine_amp_optim_wrapper_with_dynamic_loss_scaling(dtype, precision):
+    model = torch.nn.Linear(4, 3).cuda()
+    wrapper = build_optim_wrapper(model, dict(type='MixedPrecisionOptimWrapper', dtype=dtype,
+                                              unsupported='fp32', optimizer=dict(type='SGD', lr=0.1)))
+    assert wrapper.device_type == 'cuda' and wrapper.precision == precision
+    assert isinstance(wrapper.loss_scaler, torch.amp.GradScaler)
+    with wrapper.optim_context(model):
+        out = model(torch.randn(8, 4, device='cuda'))
+    assert out.dtype == {'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
+    before = model.weight.detach().clone()
+    wrapper.update_params(out.float().square().mean())
+    assert model.weight.dtype == torch.float32 and not torch.equal(model.weight, before)
+    state = wrapper.state_dict()
+    assert state['loss_scaler']['scale'] == 65536.0  # GradScaler's initial scale: finite gradients keep it
+    wrapper.load_state_dict(state)
+
+
 def test_recipe_without_bf16_trains_in_fp32_and_says_so(monkeypatch):
     # unsupported='fp32', the embedded recipes' setting: fp32 on a CPU without bf16 units, logged.
     monkeypatch.setattr(mixed_precision, 'cpu_bf16_flags', lambda: [])

@@ -244,14 +244,14 @@ def test_ocr_one_region_feature_under_batch_norm():
 # -- mixed precision ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('dtype, max_error', [(torch.bfloat16, 1e-2), (torch.float16, 3e-2)])
-def test_autocast_stays_close_to_fp32_on_a_large_map(dtype, max_error):
-    """128x256 features and 19 regions under CPU autocast, the same weights: outputs and gradients
-    within ``max_error`` (relative norm) of fp32; measured 5.0e-3 / 4.7e-3 (bf16), 6.5e-4 / 1.2e-2
+def test_autocast_stays_close_to_fp32_on_a_large_map(dtype, max_error, device):
+    """128x256 features and 19 regions under autocast, the same weights: outputs and gradients within
+    ``max_error`` (relative norm) of fp32; measured on CPU 5.0e-3 / 4.7e-3 (bf16), 6.5e-4 / 1.2e-2
     (fp16). Eval mode: in train mode BN divides the random head's tiny batch std and amplifies every
     rounding (0.27 for mmseg's OCRHead and ours alike)."""
     torch.manual_seed(0)
     head = ObjectContextHead(in_channels=16, channels=16, num_classes=19, ocr_channels=8, dropout_ratio=0,
-                             norm_cfg=dict(type='BN')).eval()
-    feats, prev = [torch.randn(1, 16, 128, 256)], torch.randn(1, 19, 128, 256)
+                             norm_cfg=dict(type='BN')).eval().to(device)
+    feats, prev = [torch.randn(1, 16, 128, 256, device=device)], torch.randn(1, 19, 128, 256, device=device)
     output_error, grad_error, finite = autocast_deviation(head, lambda m: m(feats, prev), dtype)
-    assert finite and output_error < max_error and grad_error < max_error
+    assert finite and output_error < max_error and grad_error < max_error, (output_error, grad_error)

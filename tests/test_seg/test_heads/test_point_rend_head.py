@@ -10,8 +10,8 @@ from mmseg.models.decode_heads.point_head import calculate_uncertainty
 
 from mmext.ops.point_rend import grid_indices_to_coords, uncertain_point_coords_with_randomness
 from mmext.seg.heads import PointRendHead
-from mmext.testing import build_seg_head, parameter_grads, seg_samples_from_labels
-from mmext.testing.precision import autocast_deviation
+from mmext.testing import (autocast_deviation, build_seg_head, exact_fp32, parameter_grads,
+                           seg_samples_from_labels)
 
 HEAD_KWARGS = dict(in_channels=[8, 4], in_index=[0, 1], channels=16, num_classes=5, dropout_ratio=-1)
 TEST_CFG = ConfigDict(subdivision_steps=2, subdivision_num_points=8196, scale_factor=2)
@@ -382,36 +382,39 @@ def test_point_rend_non_positive_scale_factor(scale_factor):
 
 
 @pytest.mark.parametrize('dtype, max_error', [(torch.bfloat16, 3e-2), (torch.float16, 3e-2)])
-def test_autocast_training_stays_close_to_fp32_on_a_large_map(dtype, max_error):
-    """The point loss on 128x256 coarse logits under CPU autocast, the same weights and points: loss and
-    gradients within ``max_error`` (relative) of fp32; measured 3.4e-4 / 1.0e-2 in bf16."""
-    head = _randomize(PointRendHead(**HEAD_KWARGS)).train()
+def test_autocast_training_stays_close_to_fp32_on_a_large_map(dtype, max_error, device):
+    """The point loss on 128x256 coarse logits under autocast, the same weights and points: loss and
+    gradients within ``max_error`` (relative) of fp32; measured on CPU 3.4e-4 / 1.0e-2 in bf16."""
+    head = _randomize(PointRendHead(**HEAD_KWARGS)).train().to(device)
     torch.manual_seed(0)
-    feats, prev = [torch.randn(2, 8, 128, 256), torch.randn(2, 4, 64, 128)], torch.randn(2, 5, 128, 256)
-    samples = seg_samples_from_labels(torch.randint(0, 5, (2, 512, 1024)))
+    feats = [torch.randn(2, 8, 128, 256, device=device), torch.randn(2, 4, 64, 128, device=device)]
+    prev = torch.randn(2, 5, 128, 256, device=device)
+    samples = [s.to(device) for s in seg_samples_from_labels(torch.randint(0, 5, (2, 512, 1024)))]
 
     def point_loss(module):
         torch.manual_seed(0)  # the same points in both passes
         return module.loss(feats, prev, samples, TRAIN_CFG)['pointloss_ce']
 
     output_error, grad_error, finite = autocast_deviation(head, point_loss, dtype)
-    assert finite and output_error < max_error and grad_error < max_error
+    assert finite and output_error < max_error and grad_error < max_error, (output_error, grad_error)
 
 
 @pytest.mark.parametrize('dtype, max_error', [(torch.bfloat16, 2e-2), (torch.float16, 2e-2)])
-def test_autocast_inference_of_fp32_inputs_on_a_large_map(dtype, max_error):
-    """fp32 features and coarse logits, inference under CPU autocast (a validation step of an amp run):
-    the point MLP's fp16/bf16 logits are written into the fp32 map, within ``max_error`` (relative) of
-    fp32 and refining the same pixels."""
-    head = _randomize(PointRendHead(**HEAD_KWARGS)).eval()
+def test_autocast_inference_of_fp32_inputs_on_a_large_map(dtype, max_error, device):
+    """fp32 features and coarse logits, inference under autocast (a validation step of an amp run): the
+    point MLP's fp16/bf16 logits are written into the fp32 map, within ``max_error`` (relative) of fp32
+    and refining the same pixels."""
+    head = _randomize(PointRendHead(**HEAD_KWARGS)).eval().to(device)
     torch.manual_seed(0)
-    feats, prev = [torch.randn(2, 8, 128, 256), torch.randn(2, 4, 64, 128)], torch.randn(2, 5, 128, 256)
+    feats = [torch.randn(2, 8, 128, 256, device=device), torch.randn(2, 4, 64, 128, device=device)]
+    prev = torch.randn(2, 5, 128, 256, device=device)
     metas = [dict(img_shape=(256, 512))] * 2
-    with torch.no_grad():
+    with torch.no_grad(), exact_fp32(device.type):
         reference = head.predict(feats, prev, metas, TEST_CFG)
-        with torch.autocast('cpu', dtype=dtype):
+        with torch.autocast(device.type, dtype=dtype):
             mixed = head.predict(feats, prev, metas, TEST_CFG)
     assert mixed.dtype == torch.float32
-    assert float((mixed - reference).norm() / reference.norm()) < max_error
+    error = float((mixed - reference).norm() / reference.norm())
+    assert error < max_error, error
     assert (mixed.argmax(1) == reference.argmax(1)).float().mean() > 0.99
 
