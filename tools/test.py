@@ -4,7 +4,7 @@ import argparse
 from mmengine.config import ConfigDict
 
 import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickler)
-from mmext.engine import add_common_args, build_runner, load_config, setup_distributed
+from mmext.engine import add_common_args, build_runner, load_config, setup_distributed, teardown_distributed
 
 
 def parse_args():
@@ -64,6 +64,7 @@ def main():
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     runner.test()
+    teardown_distributed()  # every rank finished: a clean exit (mmext.engine.dist)
 
 
 if __name__ == '__main__':

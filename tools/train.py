@@ -2,7 +2,7 @@
 import argparse
 
 import mmext  # noqa: F401  (safe checkpoint loading for --resume / load_from, even without custom_imports)
-from mmext.engine import add_common_args, build_runner, load_config, setup_distributed
+from mmext.engine import add_common_args, build_runner, load_config, setup_distributed, teardown_distributed
 from mmext.engine.optim import set_training_precision
 
 
@@ -36,6 +36,7 @@ def main():
 
     setup_distributed(cfg)  # gloo and CPU DDP when CUDA is unavailable
     build_runner(cfg).train()
+    teardown_distributed()  # every rank finished: a clean exit (mmext.engine.dist)
 
 
 if __name__ == '__main__':

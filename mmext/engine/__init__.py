@@ -4,15 +4,17 @@ distributed launches without CUDA, and a hook that stops a run at the first non-
 
 Importing this package changes nothing in mmengine; :func:`patch_mmengine` does, and ``mmext`` calls it
 once on import. ``tools/train.py`` and ``tools/test.py`` read their config with :func:`load_config` and
-call :func:`setup_distributed` before :func:`build_runner`.
+call :func:`setup_distributed` before :func:`build_runner`, and :func:`teardown_distributed` once the
+run returned.
 """
 from .checkpoint import UnsafeCheckpointError, atomic_write, atomic_write_text, checkpoint_limits
-from .dist import cpu_backend, setup_distributed
+from .dist import cpu_backend, setup_distributed, teardown_distributed
 from .finite_check_hook import FiniteCheckHook
 from .optim import MixedPrecisionOptimWrapper, cpu_bf16_flags
 from .patches import patch_mmengine
 from .runner import add_common_args, build_runner, load_analysis_config, load_config
 
 __all__ = ['UnsafeCheckpointError', 'atomic_write', 'atomic_write_text', 'checkpoint_limits', 'cpu_backend',
-           'setup_distributed', 'FiniteCheckHook', 'patch_mmengine', 'add_common_args', 'load_config',
-           'load_analysis_config', 'build_runner', 'MixedPrecisionOptimWrapper', 'cpu_bf16_flags']
+           'setup_distributed', 'teardown_distributed', 'FiniteCheckHook', 'patch_mmengine',
+           'add_common_args', 'load_config', 'load_analysis_config', 'build_runner',
+           'MixedPrecisionOptimWrapper', 'cpu_bf16_flags']

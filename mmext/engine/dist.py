@@ -9,10 +9,13 @@ mmengine 0.10.7 assumes CUDA in two places of a distributed run:
 
 :func:`setup_distributed` works around both before the Runner is built; with CUDA it does nothing,
 so GPU runs go through mmengine unchanged (nccl by default, ``env_cfg.dist_cfg`` as configured).
+:func:`teardown_distributed` ends a run that finished on every rank, so that it also exits cleanly.
 """
 import contextlib
+import time
 
 import torch
+import torch.distributed as torch_dist
 from mmengine.config import Config
 from mmengine.dist import init_dist, is_distributed
 
@@ -64,3 +67,27 @@ def setup_distributed(cfg: Config) -> None:
             init_dist(launcher, **dist_cfg)
     if cfg.get('model_wrapper_cfg') is None:
         cfg.model_wrapper_cfg = cpu_model_wrapper_cfg(cfg)
+
+
+def teardown_distributed(drain_seconds: float = 0.2) -> None:
+    """End a distributed run that finished on every rank: a barrier, a pause, ``destroy_process_group()``.
+
+    Without it, a gloo run aborts now and then *after* it finished (``terminate called without an active
+    exception``, SIGABRT, so torchrun reports the run failed). Two core dumps showed why: gloo's worker
+    thread releases a collective's work object after ``wait()`` returned in Python, and dropping the
+    work's Python-created tensors (the validation metrics mmengine broadcasts; a barrier keeps the works
+    before it alive too) takes the GIL. If the main thread is finalizing the interpreter by then, the
+    worker thread is torn down inside a C++ destructor (pytorch/pytorch#190489). The barrier makes every
+    rank finish its collectives; the pause (``time.sleep`` releases the GIL) lets the worker threads
+    release their works, which takes them microseconds once scheduled; then the process group is
+    destroyed. It narrows the race rather than closing it: torch gives no way to wait for gloo's
+    worker threads while a DDP model still holds the group, and only the group's destructor joins them.
+
+    Call it only once every rank returned normally: a barrier with a failed rank would wait until the
+    timeout. Does nothing when no process group is initialised.
+    """
+    if not (torch_dist.is_available() and torch_dist.is_initialized()):
+        return
+    torch_dist.barrier()
+    time.sleep(drain_seconds)
+    torch_dist.destroy_process_group()

@@ -9,6 +9,8 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.dist import all_gather, get_rank
 
+from mmext.engine import teardown_distributed
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'test_det/test_heads'))
 from test_dlde_head import ONE_GT, _feats, _gt, _head, _positive_embedding_sums, _samples  # noqa: E402
 
@@ -34,7 +36,7 @@ def main(out_path, means_update):
                                total / total.norm(dim=1, keepdim=True).clamp(min=1e-12), head.means)
         json.dump(dict(means=[m.tolist() for m in all_means], expected=expected.tolist(),
                        local_norms=[s.norm(dim=1).tolist() for s in all_sums]), open(out_path, 'w'))
-    torch_dist.destroy_process_group()
+    teardown_distributed()
 
 
 if __name__ == '__main__':
