@@ -1,6 +1,7 @@
-# RetinaNet R50-FPN (mmdet's RetinaHead) given the wall-clock of dlde_retinanet_r50.py (embedding size
-# 128): 1.24x its 1200 iterations (DLDE's measured whole-model train-step ratio, docs/dlde.md), warm-up
-# and cosine stretched by the same factor. DLDE's equal-cost baseline.
+# RetinaNet R50-FPN (mmdet's RetinaHead) given the wall-clock of DLDE at embedding size 128
+# (dlde_retinanet_r50.py with --cfg-options model.bbox_head.embedding_size=128
+# model.bbox_head.means_lr=0.1): 1.24x its 1200 iterations (DLDE's measured whole-model train-step ratio,
+# docs/dlde.md), warm-up and cosine stretched by the same factor. That setting's equal-cost baseline.
 _base_ = './retinanet_r50.py'
 max_iters = 1488
 param_scheduler = [

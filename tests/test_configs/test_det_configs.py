@@ -1,9 +1,10 @@
 """Detection configs: a stock mmdet config with custom_imports builds the DLDE head; the full recipe
 mirrors mmdet's RetinaNet and runs one full-size inference with random weights; the embedded
-configs differ only in the head."""
+configs differ only in the head; the equal-cost RetinaNet configs only in the schedule's length."""
 from pathlib import Path
 
 import mmdet
+import pytest
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
@@ -75,3 +76,32 @@ def test_embedded_dlde_config_changes_only_the_head():
     assert head == reference
     ours.model.pop('bbox_head'), baseline.model.pop('bbox_head')
     assert ours.to_dict() == baseline.to_dict()
+
+
+def test_embedded_recipe_and_torchsight_reference_settings():
+    recipe = Config.fromfile(ROOT / 'configs/dlde_retinanet_r50.py')
+    reference = Config.fromfile(ROOT / 'configs/dlde_retinanet_r50_e256.py')
+    assert {k: recipe.model.bbox_head[k] for k in DLDE_ARGS} == dict(embedding_size=32, means_update='batch',
+                                                                    means_lr=0.01)
+    assert (reference.model.bbox_head.embedding_size, reference.model.bbox_head.means_lr) == (256, 0.1)
+    reference.model.bbox_head.update(embedding_size=32, means_lr=0.01)
+    assert reference.to_dict() == recipe.to_dict()  # only the two settings differ
+
+
+@pytest.mark.parametrize('iters', [1248, 1488, 1764])
+def test_equal_cost_retinanet_stretches_the_whole_schedule(iters):
+    """retinanet_r50_{iters}it.py: RetinaNet given DLDE's wall-clock, warm-up and cosine stretched by the
+    same factor; the model, data and optimizer are retinanet_r50.py's."""
+    base = Config.fromfile(ROOT / 'configs/retinanet_r50.py').to_dict()
+    stretched = Config.fromfile(ROOT / f'configs/retinanet_r50_{iters}it.py').to_dict()
+    warmup = round(100 * iters / 1200)
+    assert stretched.pop('param_scheduler') == [
+        dict(type='LinearLR', start_factor=0.1, begin=0, end=warmup, by_epoch=False),
+        dict(type='CosineAnnealingLR', eta_min=1e-6, begin=warmup, end=iters, T_max=iters - warmup,
+             by_epoch=False)]
+    assert stretched['train_cfg'] == dict(base['train_cfg'], max_iters=iters, val_interval=iters)
+    assert stretched['default_hooks']['checkpoint']['interval'] == iters
+    for key in ('param_scheduler', 'train_cfg', 'default_hooks', 'max_iters'):
+        base.pop(key)
+        stretched.pop(key, None)
+    assert stretched == base

@@ -140,3 +140,45 @@ def test_every_training_run_of_heads_vs_builtin_names_a_config():
     runs = [run for pair in pairs.PAIRS.values() for run in pair.training_runs()]
     assert len({run.name for run in runs}) == len(runs) == 2 * len(pairs.PAIRS)
     assert all((ROOT / run.config).is_file() for run in runs)
+
+
+def test_dlde_sweep_reuses_costs_and_reads_the_trained_runs(tmp_path, monkeypatch):
+    """dlde_embedding_sweep.py --costs-from: the earlier sweep's costs, the runs' final mAP per seed
+    (variants under their label, missing runs as None) and the RetinaNet runs, without measuring."""
+    sweep = _load_tool(ROOT / 'tools/benchmarks/dlde_embedding_sweep.py')
+
+    def run(work_dir, bbox_map, map50):
+        (tmp_path / work_dir / 't' / 'vis_data').mkdir(parents=True)
+        lines = [dict(loss=1.0, step=1), {'coco/bbox_mAP': bbox_map, 'coco/bbox_mAP_50': map50, 'step': 2}]
+        (tmp_path / work_dir / 't/vis_data/scalars.json').write_text('\n'.join(map(json.dumps, lines)))
+
+    run('d32_s0', 0.529, 0.781)
+    run('d32_s1', 0.093, 0.170)
+    run('v32_s0', 0.534, 0.784)
+    run('v32_s1', 0.516, 0.774)
+    run('r1200_s0', 0.440, 0.668)
+    costs = dict(train_step_ratio=1.04, inference_ratio=1.09, model_memory_ratio=1.01,
+                 head_memory_ratio=1.12, head_peak_mb={'mmext': 38.8, 'builtin': 34.6},
+                 model_peak_mb={'mmext': 225.4, 'builtin': 223.3})
+    earlier = tmp_path / 'earlier.json'
+    earlier.write_text(json.dumps(dict(environment=dict(cpu='x'), settings=dict(repeats=5),
+                                       sizes=[dict(embedding_size=32, **costs)])))
+    out = tmp_path / 'out'
+    monkeypatch.setattr(sys, 'argv', [
+        'dlde_embedding_sweep.py', '--sizes', '32', '--seeds', '0', '1', '--costs-from', str(earlier),
+        '--dlde-runs', f'{tmp_path}/d{{e}}_s{{seed}}', '--dlde-variants',
+        f'means_lr 0.01={tmp_path}/v{{e}}_s{{seed}}', f'unused={tmp_path}/none{{e}}_s{{seed}}',
+        '--retinanet-runs', f'1200={tmp_path}/r1200_s{{seed}}', '--out-dir', str(out)])
+    sweep.main()
+    result = json.loads((out / 'dlde_sweep.json').read_text())
+    (row,) = result['sizes']
+    assert {key: row[key] for key in costs} == costs and result['costs_settings'] == dict(repeats=5)
+    assert row['accuracy']['runs'] == {'0': [pytest.approx(52.9), pytest.approx(78.1)],
+                                       '1': [pytest.approx(9.3), pytest.approx(17.0)]}
+    assert row['accuracy']['mean_map'] == pytest.approx(31.1)
+    assert list(row['variants']) == ['means_lr 0.01']  # a variant without runs is left out
+    assert row['variants']['means_lr 0.01']['mean_map'] == pytest.approx(52.5)
+    assert result['retinanet']['1200']['runs'] == {'0': [pytest.approx(44.0), pytest.approx(66.8)], '1': None}
+    table = (out / 'dlde_sweep.md').read_text()
+    assert '| 32, means_lr 0.01 | 1.040 | 1.090 | 1.12 | 1.01 | 52.5 (53.4 / 51.6) | 77.9 |' in table
+    assert (out / 'dlde_sweep.png').stat().st_size > 0

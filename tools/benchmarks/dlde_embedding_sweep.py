@@ -2,8 +2,10 @@
 
     .venv/bin/python tools/benchmarks/dlde_embedding_sweep.py [--sizes 32 64 128 256] [--seeds 0 1]
         [--dlde-runs 'work_dirs/dlde_r50_e{e}_fp32_seed{seed}']
+        [--dlde-variants 'means_lr 0.01=work_dirs/dlde_r50_e{e}_mlr0.01_fp32_seed{seed}' ...]
         [--retinanet-runs 1200='work_dirs/retinanet_r50_fp32_seed{seed}' ...]
-        [--model-steps 10] [--repeats 5] [--amp] [--out-dir work_dirs/benchmarks/dlde_sweep]
+        [--model-steps 10] [--repeats 5] [--amp] [--costs-from docs/dlde_sweep.json]
+        [--out-dir work_dirs/benchmarks/dlde_sweep]
 
 For each ``embedding_size`` E, ``configs/dlde_retinanet_r50.py`` with that E against
 ``configs/retinanet_r50.py`` (``benchmark_heads.py``'s DLDE pair: same backbone, neck and data, weights of
@@ -13,7 +15,10 @@ RetinaNet), the whole model's and the head's peak training memory (head: the emb
 measured again for every E so that each ratio comes from one process. Then the bbox mAP of the
 trained runs: ``--dlde-runs`` is a pattern of work directories (``{e}``, ``{seed}``), ``--retinanet-runs``
 names RetinaNet runs by their iteration count; each run's final ``coco/bbox_mAP`` is read from its
-``vis_data/scalars.json``. Missing runs are reported as missing.
+``vis_data/scalars.json``. Missing runs are reported as missing. ``--dlde-variants`` adds runs of the same
+sizes trained with another setting that does not change the cost (``means_lr``), under a label.
+``--costs-from`` takes the costs of an earlier sweep's JSON instead of measuring them again, for when only
+trained runs were added (the settings it was measured with are kept in the output).
 
 Training cost on the plot's x axis: RetinaNet's 1200 iterations = 1; DLDE's is its train-step ratio,
 a RetinaNet run of N iterations costs N / 1200. Writes ``dlde_sweep.json``, ``.md`` and ``.png``.
@@ -62,6 +67,19 @@ def seeds_map(pattern: str, seeds, **keys) -> dict:
                 mean_map50=statistics.mean(v[1] for v in found) if found else None)
 
 
+COSTS = ('train_step_ratio', 'inference_ratio', 'model_memory_ratio', 'head_memory_ratio', 'head_peak_mb',
+         'model_peak_mb')
+
+
+def labelled(items) -> dict:
+    """``['LABEL=PATTERN', ...]`` -> ``{LABEL: PATTERN}`` (split at the first '=')."""
+    pairs = [item.partition('=') for item in items]
+    for label, sep, pattern in pairs:
+        if not (sep and label and pattern):
+            raise SystemExit(f'expected LABEL=PATTERN, got {label}{sep}{pattern!r}')
+    return {label: pattern for label, _, pattern in pairs}
+
+
 def measure_size(embedding_size: int, args) -> dict:
     pair = BUILTIN_PAIRS['dlde']
     cfg = Config.fromfile(DLDE_CONFIG)
@@ -88,12 +106,13 @@ def markdown(result) -> str:
              '| E | train step | inference latency | head peak memory (train) | model peak memory (train) '
              '| bbox mAP | mAP@50 |', '|---|---|---|---|---|---|---|']
     for row in result['sizes']:
-        per_seed = ' / '.join(fmt(v and v[0], '.1f') for v in row['accuracy']['runs'].values())
-        lines.append(f'| {row["embedding_size"]} | {row["train_step_ratio"]:.3f} | '
-                     f'{row["inference_ratio"]:.3f} | {row["head_memory_ratio"]:.2f} | '
-                     f'{row["model_memory_ratio"]:.2f} | '
-                     f'{fmt(row["accuracy"]["mean_map"], ".1f")} ({per_seed}) | '
-                     f'{fmt(row["accuracy"]["mean_map50"], ".1f")} |')
+        for label, accuracy in [('', row['accuracy']), *row.get('variants', {}).items()]:
+            per_seed = ' / '.join(fmt(v and v[0], '.1f') for v in accuracy['runs'].values())
+            lines.append(f'| {row["embedding_size"]}{", " + label if label else ""} | '
+                         f'{row["train_step_ratio"]:.3f} | {row["inference_ratio"]:.3f} | '
+                         f'{row["head_memory_ratio"]:.2f} | {row["model_memory_ratio"]:.2f} | '
+                         f'{fmt(accuracy["mean_map"], ".1f")} ({per_seed}) | '
+                         f'{fmt(accuracy["mean_map50"], ".1f")} |')
     for iters, accuracy in result['retinanet'].items():
         per_seed = ' / '.join(fmt(v and v[0], '.1f') for v in accuracy['runs'].values())
         lines.append(f'| RetinaNet, {iters} it (cost {int(iters) / BASE_ITERS:.2f}) | | | | | '
@@ -119,6 +138,9 @@ def plot(result, path):
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for row in result['sizes']:
         plot_point(ax, row['train_step_ratio'], row['accuracy'], f'E={row["embedding_size"]}', 'o', 'C0')
+        for label, accuracy in row.get('variants', {}).items():
+            plot_point(ax, row['train_step_ratio'], accuracy, f'E={row["embedding_size"]}, {label}', 'D',
+                       'C2')
     for iters, accuracy in result['retinanet'].items():
         plot_point(ax, int(iters) / BASE_ITERS, accuracy, f'RetinaNet {iters} it', 's', 'C3')
     ax.set_xlabel('training cost (RetinaNet 1200 iterations = 1)')
@@ -133,23 +155,43 @@ def main():
     parser.add_argument('--sizes', nargs='+', type=int, default=[32, 64, 128, 256])
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1])
     parser.add_argument('--dlde-runs', default='work_dirs/dlde_r50_e{e}_fp32_seed{seed}')
+    parser.add_argument('--dlde-variants', nargs='*', metavar='LABEL=PATTERN',
+                        default=['means_lr 0.01=work_dirs/dlde_r50_e{e}_mlr0.01_fp32_seed{seed}'])
     parser.add_argument('--retinanet-runs', nargs='*', metavar='ITERS=PATTERN',
                         default=['1200=work_dirs/retinanet_r50_fp32_seed{seed}',
+                                 '1248=work_dirs/retinanet_r50_1248it_fp32_seed{seed}',
                                  '1488=work_dirs/retinanet_r50_1488it_fp32_seed{seed}',
                                  '1764=work_dirs/retinanet_r50_1764it_fp32_seed{seed}'])
     parser.add_argument('--model-steps', type=int, default=10)
     parser.add_argument('--repeats', type=int, default=5, help='timed head runs')
     parser.add_argument('--amp', action='store_true',
                         help='train steps in mixed precision (default fp32, as the accuracy runs)')
+    parser.add_argument('--costs-from', metavar='JSON',
+                        help="an earlier sweep's output: its costs are reused, not measured again")
     parser.add_argument('--out-dir', default='work_dirs/benchmarks/dlde_sweep')
     args = parser.parse_args()
+    variants = labelled(args.dlde_variants)
     quiet_logs()
     timing = SimpleNamespace(model_steps=args.model_steps, model_warmup=2, model_images=0,
                              repeats=args.repeats, warmup=1, amp=args.amp, fp32=not args.amp)
     result = dict(environment=environment(), settings=vars(args), sizes=[], retinanet={})
+    measured = {}
+    if args.costs_from:
+        with open(args.costs_from) as f:
+            earlier = json.load(f)
+        measured = {row['embedding_size']: {key: row[key] for key in COSTS} for row in earlier['sizes']}
+        missing = sorted(set(args.sizes) - set(measured))
+        if missing:
+            raise SystemExit(f'{args.costs_from} has no costs for embedding sizes {missing}')
+        result.update(environment=earlier['environment'], costs_settings=earlier['settings'])
     for embedding_size in args.sizes:
-        row = dict(embedding_size=embedding_size, **measure_size(embedding_size, timing))
+        costs = measured.get(embedding_size) or measure_size(embedding_size, timing)
+        row = dict(embedding_size=embedding_size, **costs)
         row['accuracy'] = seeds_map(args.dlde_runs, args.seeds, e=embedding_size)
+        found = {label: seeds_map(pattern, args.seeds, e=embedding_size)
+                 for label, pattern in variants.items()}
+        row['variants'] = {label: accuracy for label, accuracy in found.items()
+                           if accuracy['mean_map'] is not None}
         result['sizes'].append(row)
         print(markdown(dict(result, sizes=[row], retinanet={})).splitlines()[-1], flush=True)
     for item in args.retinanet_runs:
