@@ -3,10 +3,11 @@
 # docs/dlde.md), warm-up and cosine stretched by the same factor. DLDE's equal-cost baseline.
 _base_ = './retinanet_r50.py'
 max_iters = 1248
+# retinanet_r50.py's warm-up (100 of 1200 iterations) and cosine, stretched to max_iters
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, begin=0, end=104, by_epoch=False),
-    dict(type='CosineAnnealingLR', eta_min=1e-6, begin=104, end=max_iters, T_max=max_iters - 104,
-         by_epoch=False),
+    dict(_base_.param_scheduler[0], end=max_iters // 12),  # noqa: F821
+    dict(_base_.param_scheduler[1], begin=max_iters // 12, end=max_iters,  # noqa: F821
+         T_max=max_iters - max_iters // 12),
 ]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 default_hooks = dict(checkpoint=dict(interval=max_iters))

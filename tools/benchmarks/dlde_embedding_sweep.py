@@ -72,7 +72,8 @@ COSTS = ('train_step_ratio', 'inference_ratio', 'model_memory_ratio', 'head_memo
 
 
 def labelled(items) -> dict:
-    """``['LABEL=PATTERN', ...]`` -> ``{LABEL: PATTERN}`` (split at the first '=')."""
+    """``['LABEL=PATTERN', ...]`` -> ``{LABEL: PATTERN}`` (split at the first '='): ``--dlde-variants``,
+    and ``--retinanet-runs`` with iteration counts as labels."""
     pairs = [item.partition('=') for item in items]
     for label, sep, pattern in pairs:
         if not (sep and label and pattern):
@@ -194,8 +195,7 @@ def main():
                            if accuracy['mean_map'] is not None}
         result['sizes'].append(row)
         print(markdown(dict(result, sizes=[row], retinanet={})).splitlines()[-1], flush=True)
-    for item in args.retinanet_runs:
-        iters, _, pattern = item.partition('=')
+    for iters, pattern in labelled(args.retinanet_runs).items():
         result['retinanet'][iters] = seeds_map(pattern, args.seeds)
     os.makedirs(args.out_dir, exist_ok=True)
     stem = osp.join(args.out_dir, 'dlde_sweep')
