@@ -7,7 +7,7 @@ so ``custom_imports=['mmext']`` and mmext's tools get the same, complete set:
    through one restricted, bounded loader (:mod:`mmext.engine.checkpoint.load`);
 2. config text stored in checkpoints is read as data in ``Runner.resume``, ``FlexibleRunner.resume``
    and ``BaseInferencer._init_model`` (:mod:`mmext.engine.checkpoint.stored_config`);
-3. ``HistoryBuffer`` state is restored per instance (:mod:`mmext.engine.checkpoint.history_buffer`);
+3. ``HistoryBuffer`` state is restored per instance (:mod:`mmext.engine.checkpoint.message_hub`);
 4. checkpoint and ``last_checkpoint`` writes are atomic (:mod:`mmext.engine.checkpoint.save`).
 
 Patches 2-4 replace or wrap mmengine 0.10.7 methods whose code they were written against, so another
@@ -18,7 +18,7 @@ from mmengine.infer import BaseInferencer
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import FlexibleRunner, Runner
 
-from .checkpoint.history_buffer import restore_history_buffer
+from .checkpoint.message_hub import restore_history_buffer
 from .checkpoint.load import install_checkpoint_loaders
 from .checkpoint.save import install_atomic_checkpoint_saving
 from .checkpoint.stored_config import _fromstring_as_data, reads_stored_config_as_data

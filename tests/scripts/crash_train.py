@@ -4,6 +4,13 @@
     crash_train.py --after-iter N TRAIN_ARGS...      right after training iteration N
     crash_train.py --while-saving NAME TRAIN_ARGS... halfway through writing checkpoint NAME
                                                      (e.g. iter_4.pth): half of its bytes are on disk
+    crash_train.py --after-saving NAME TRAIN_ARGS... right after checkpoint NAME is first written
+    crash_train.py --before-removing NAME TRAIN_ARGS...
+                                                     right before the checkpoint file NAME is deleted
+
+With ``--stock-save-best`` the run saves best checkpoints with mmengine's own
+``CheckpointHook._save_best_checkpoint`` instead of mmext's, to compare the two; without a kill point it
+trains to the end.
 """
 import argparse
 import io
@@ -14,9 +21,13 @@ import sys
 from pathlib import Path
 
 import torch
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import CheckpointHook
 from mmengine.runner import IterBasedTrainLoop, Runner
 
 TRAIN = Path(__file__).resolve().parents[2] / 'tools/train.py'
+# Taken before tools/train.py imports mmext, which replaces it.
+STOCK_SAVE_BEST = CheckpointHook._save_best_checkpoint
 
 
 def _sigkill():
@@ -64,16 +75,60 @@ def kill_while_saving(name):
     torch.save = half_save
 
 
+def kill_after_saving(name):
+    """SIGKILL as soon as ``Runner.save_checkpoint`` returns from writing the checkpoint ``name``."""
+    save_checkpoint = Runner.save_checkpoint
+
+    def save_checkpoint_then_kill(self, out_dir, filename, *args, **kwargs):
+        save_checkpoint(self, out_dir, filename, *args, **kwargs)
+        if filename == name:
+            _sigkill()
+
+    Runner.save_checkpoint = save_checkpoint_then_kill
+
+
+def kill_before_removing(name):
+    """SIGKILL when the checkpoint file ``name`` is about to be deleted (through mmengine's file backend,
+    as CheckpointHook deletes checkpoints)."""
+    remove = LocalBackend.remove
+
+    def kill_then_remove(self, filepath):
+        if Path(filepath).name == name:
+            _sigkill()
+        remove(self, filepath)
+
+    LocalBackend.remove = kill_then_remove
+
+
+def with_stock_save_best():
+    """Put mmengine's own ``_save_best_checkpoint`` back once tools/train.py has imported mmext: when the
+    runner starts training."""
+    train = Runner.train
+
+    def train_with_stock_save_best(self):
+        CheckpointHook._save_best_checkpoint = STOCK_SAVE_BEST
+        return train(self)
+
+    Runner.train = train_with_stock_save_best
+
+
+KILLS = {'after_iter': kill_after_iter, 'while_saving': kill_while_saving, 'after_saving': kill_after_saving,
+         'before_removing': kill_before_removing}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
-    group = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument('--stock-save-best', action='store_true')
+    group = parser.add_mutually_exclusive_group()
     group.add_argument('--after-iter', type=int)
-    group.add_argument('--while-saving')
+    for point in ('--while-saving', '--after-saving', '--before-removing'):
+        group.add_argument(point)
     args, train_args = parser.parse_known_args()
-    if args.after_iter is not None:
-        kill_after_iter(args.after_iter)
-    else:
-        kill_while_saving(args.while_saving)
+    if args.stock_save_best:
+        with_stock_save_best()
+    for point, kill in KILLS.items():
+        if getattr(args, point) is not None:
+            kill(getattr(args, point))
     sys.argv = [str(TRAIN), *train_args]
     runpy.run_path(str(TRAIN), run_name='__main__')
 

@@ -4,7 +4,7 @@
 - :mod:`.scan`: the structure check that runs before anything is unpickled, bounded by :mod:`.limits`;
 - :mod:`.allow_list`: the globals OpenMMLab checkpoints need;
 - :mod:`.stored_config`: config text stored in a checkpoint is read as data, never executed;
-- :mod:`.history_buffer`: message-hub state restored per instance;
+- :mod:`.message_hub`: message-hub and HistoryBuffer state restored as data;
 - :mod:`.save`: atomic checkpoint and ``last_checkpoint`` writes.
 
 :func:`mmext.engine.patch_mmengine` installs them into mmengine.

@@ -7,7 +7,6 @@ allow-lists exactly the globals that mmengine, mmseg and mmdet checkpoints conta
 loader runs: ``torch.load`` called anywhere else keeps torch's defaults, and a pickle that names any other
 global is still refused.
 """
-import _compat_pickle
 import os.path as osp
 import pickle
 import re
@@ -16,6 +15,8 @@ import numpy as np
 import torch
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.optim.scheduler.param_scheduler import OneCycleParamScheduler
+
+from .scan import NUMPY_DTYPES, python3_name
 
 # The only ``getattr(owner, name)`` calls that checkpoints hold: pickle protocol 2 (torch.save's)
 # writes a function defined in a class as ``getattr(Class, 'name')``. HistoryBuffer's ``__getstate__``
@@ -66,12 +67,11 @@ CHECKPOINT_SAFE_GLOBALS = [
     (np._core.multiarray.scalar, 'numpy._core.multiarray.scalar'),
     (np._core.multiarray.scalar, 'numpy.core.multiarray.scalar'),
     # Every array and scalar pickles its dtype as ``numpy.dtype(...)`` followed by a BUILD of the
-    # instance, whose type since numpy 1.25 is a per-dtype class that the pickle never names.
+    # instance, whose type since numpy 1.25 is a per-dtype class that the pickle never names: one per
+    # numeric and boolean dtype the structure scan accepts (float64 log histories and ``eta``, float32
+    # metrics, int64 / int32 count histories, a hook's np.bool_, a uint8 palette, float16 ...).
     np.dtype,
-    np.dtypes.Float64DType,  # HistoryBuffer log histories, ``eta``
-    np.dtypes.Float32DType,  # float32 metrics as ``best_score`` (mmseg IoUMetric's mIoU)
-    np.dtypes.Int64DType,  # HistoryBuffer count histories (MessageHub starts them as np.array([1]))
-    np.dtypes.Int32DType,  # the same where numpy's default integer is 32-bit (numpy 1.x on Windows)
+    *sorted({type(np.dtype(code)) for code in NUMPY_DTYPES}, key=lambda cls: cls.__name__),
 ]
 
 # Patterns of the refusals in torch/_weights_only_unpickler.py (and ``_pickled_method``), each
@@ -85,18 +85,10 @@ _REFUSAL_PATTERNS = (
 )
 
 
-def _python3_name(name: str) -> str:
-    """The Python 3 name of a global that pickle protocol <= 2 writes under its Python 2 name (e.g.
-    ``commands.Popen`` for ``subprocess.Popen``), as the unpickler resolves it."""
-    module, _, attr = name.rpartition('.')
-    if (module, attr) in _compat_pickle.NAME_MAPPING:
-        return '.'.join(_compat_pickle.NAME_MAPPING[(module, attr)])
-    return f'{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{attr}' if module else name
-
-
 def refused_globals(filename, message):
     """What torch refused in a checkpoint, as Python 3 names; see :func:`_refused_globals_as_written`."""
-    return [_python3_name(name) for name in _refused_globals_as_written(filename, message)]
+    return [python3_name(*name.rpartition('.')[::2]) if '.' in name else name
+            for name in _refused_globals_as_written(filename, message)]
 
 
 def _refused_globals_as_written(filename, message):

@@ -28,10 +28,20 @@ class CheckpointLimits:
             steps, so a tuple nested by shared references (a few bytes for 2**100 nodes) is refused
             here rather than hanging the dict insert that would hash it.
         max_storage_bytes (int): Largest tensor storage; storages must also fit in the file.
+        max_nesting_depth (int): Deepest nesting of containers. Hashing, comparing, copying and
+            printing recurse through it: CPython's tuple hash has no recursion guard, so a key nested
+            200,000 deep crashes the process.
+        max_equal_hashes (int): Most keys of one dict or set (or elements of a set) that share a hash
+            value. Each insert compares against every earlier key with its hash, so n such keys cost
+            n**2 / 2 comparisons: integers that are multiples of 2**61 - 1 all hash to 0, and 1.3 MB of
+            them take minutes to load. Keys whose hash the scan cannot compute before loading (objects
+            built by the pickle, other than numbers, strings and tuples of them) count as one hash.
     """
     max_pickle_bytes: int = 256 * 2**20
     max_pickle_nodes: int = 10**7
     max_storage_bytes: int = 64 * 2**30
+    max_nesting_depth: int = 100
+    max_equal_hashes: int = 64
 
 
 def _from_environment() -> CheckpointLimits:

@@ -2,13 +2,16 @@
 
 mmengine 0.10.7 writes a checkpoint straight to its final path (``open(path, 'wb')`` truncates it
 first), then overwrites ``work_dir/last_checkpoint`` the same way, and deletes the checkpoint that
-``max_keep_ckpts`` retires *before* saving the new one. A process killed in between leaves a truncated
-``iter_N.pth``, an empty ``last_checkpoint`` or, with ``max_keep_ckpts=1``, a ``last_checkpoint`` that
-names a deleted file; ``--resume`` then fails or loads the truncated file.
+``max_keep_ckpts`` retires *before* saving the new one; ``save_best`` likewise deletes the previous best
+checkpoint before writing the new one. A process killed in between leaves a truncated ``iter_N.pth``, an
+empty ``last_checkpoint``, with ``max_keep_ckpts=1`` a ``last_checkpoint`` that names a deleted file, or
+no complete best checkpoint at all; ``--resume`` then fails or loads the truncated file.
 
 :func:`install_atomic_checkpoint_saving` makes both writes atomic (:func:`atomic_write`) and deletes the
-retired checkpoint only after ``last_checkpoint`` names the new one, so at every instant
-``last_checkpoint`` names a complete checkpoint on disk.
+retired checkpoint only after ``last_checkpoint`` names the new one, and the previous best checkpoint
+only after the new one and the checkpoint that ``last_checkpoint`` names (whose message hub records the
+best) are written. So at every instant ``last_checkpoint`` names a complete checkpoint on disk, and the
+best checkpoint that this one records is complete on disk too.
 """
 import contextlib
 import os
@@ -115,13 +118,20 @@ def _retire_step(hook: CheckpointHook, runner, step: int):
     return retired
 
 
-def _remove_checkpoint(hook: CheckpointHook, step: int) -> None:
-    """Delete the checkpoint of ``step`` (a file, or a directory as DeepSpeed saves), if it exists."""
-    path = hook.file_backend.join_path(hook.out_dir, hook.filename_tmpl.format(step))
+def _checkpoint_path(hook: CheckpointHook, filename: str) -> str:
+    """Where ``hook`` saves the checkpoint ``filename``."""
+    return hook.file_backend.join_path(hook.out_dir, filename)
+
+
+def _remove_checkpoint(hook: CheckpointHook, path) -> bool:
+    """Delete the checkpoint ``path`` (a file, or a directory as DeepSpeed saves); whether it existed."""
     if hook.file_backend.isfile(path):
         hook.file_backend.remove(path)
     elif hook.file_backend.isdir(path):
         hook.file_backend.rmtree(path)
+    else:
+        return False
+    return True
 
 
 def _save_checkpoint_with_step(self, runner, step, meta):
@@ -132,7 +142,7 @@ def _save_checkpoint_with_step(self, runner, step, meta):
     """
     retired = _retire_step(self, runner, step)
     ckpt_filename = self.filename_tmpl.format(step)
-    self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+    self.last_ckpt = _checkpoint_path(self, ckpt_filename)
     runner.message_hub.update_info('last_ckpt', self.last_ckpt)
     runner.save_checkpoint(
         self.out_dir, ckpt_filename, self.file_client_args, save_optimizer=self.save_optimizer,
@@ -143,18 +153,96 @@ def _save_checkpoint_with_step(self, runner, step, meta):
         return
     atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
     if retired is not None:
-        _remove_checkpoint(self, retired)
+        _remove_checkpoint(self, _checkpoint_path(self, self.filename_tmpl.format(retired)))
 
 
 setattr(_save_checkpoint_with_step, _ATOMIC_MARK, True)
+
+
+def _best_ckpt_keys(hook: CheckpointHook, key_indicator: str):
+    """The message-hub keys of ``key_indicator``'s best score and best checkpoint path, as mmengine names
+    them (without the indicator when ``save_best`` names one metric)."""
+    if len(hook.key_indicators) == 1:
+        return 'best_score', 'best_ckpt'
+    return f'best_score_{key_indicator}', f'best_ckpt_{key_indicator}'
+
+
+def _best_ckpt_path(hook: CheckpointHook, key_indicator: str):
+    """The path of ``key_indicator``'s best checkpoint so far, or None."""
+    if len(hook.key_indicators) == 1:
+        return hook.best_ckpt_path
+    return hook.best_ckpt_path_dict[key_indicator]
+
+
+def _set_best_ckpt_path(hook: CheckpointHook, runner, key_indicator: str, path: str) -> None:
+    """Record ``path`` as ``key_indicator``'s best checkpoint in the hook and the message hub."""
+    if len(hook.key_indicators) == 1:
+        hook.best_ckpt_path = path
+    else:
+        hook.best_ckpt_path_dict[key_indicator] = path
+    runner.message_hub.update_info(_best_ckpt_keys(hook, key_indicator)[1], path)
+
+
+def _beats_best_score(hook: CheckpointHook, runner, key_indicator: str, rule: str, score) -> bool:
+    """Whether ``score`` beats ``key_indicator``'s best score so far (the rule's initial value if none)."""
+    score_key, _ = _best_ckpt_keys(hook, key_indicator)
+    best_score = runner.message_hub.get_info(score_key, hook.init_value_map[rule])
+    return score is not None and hook.is_better_than[key_indicator](score, best_score)
+
+
+def _save_best(hook: CheckpointHook, runner, key_indicator: str, score, step: int, meta) -> None:
+    """Save the model (no optimizer, no schedulers) as ``key_indicator``'s best checkpoint at ``step``
+    and record it and ``score`` as the best, under mmengine's names; the previous best is left alone."""
+    runner.message_hub.update_info(_best_ckpt_keys(hook, key_indicator)[0], score)
+    best_ckpt_name = f'best_{key_indicator}_{hook.filename_tmpl.format(step)}'.replace('/', '_')
+    # Recorded before saving, so that the best checkpoint's message hub names it, as mmengine's does.
+    _set_best_ckpt_path(hook, runner, key_indicator, _checkpoint_path(hook, best_ckpt_name))
+    runner.save_checkpoint(
+        hook.out_dir, filename=best_ckpt_name, file_client_args=hook.file_client_args, save_optimizer=False,
+        save_param_scheduler=False, meta=meta, by_epoch=False, backend_args=hook.backend_args)
+    runner.logger.info(f'The best checkpoint with {score:0.4f} {key_indicator} at {step} '
+                       f'{"epoch" if hook.by_epoch else "iter"} is saved to {best_ckpt_name}.')
+
+
+def _save_best_checkpoint(self, runner, metrics) -> None:
+    """mmengine 0.10.7's ``CheckpointHook._save_best_checkpoint``, reordered to be crash-safe.
+
+    Saves the new best checkpoint of each ``save_best`` metric that improved (atomically, through
+    ``Runner.save_checkpoint``) and then, as mmengine does, the regular checkpoint of this step again, so
+    that the one ``last_checkpoint`` names records the new bests; only then deletes the previous best
+    checkpoints, which mmengine deletes before saving the new ones. A previous best of the same name as
+    the new one is not deleted: the atomic write replaced it.
+    """
+    if not self.save_best:
+        return
+    step = runner.epoch if self.by_epoch else runner.iter
+    meta = dict(epoch=runner.epoch, iter=runner.iter)
+    if 'auto' in self.key_indicators:
+        self._init_rule(self.rules, [list(metrics.keys())[0]])
+    previous_bests = {}
+    for key_indicator, rule in zip(self.key_indicators, self.rules):
+        if _beats_best_score(self, runner, key_indicator, rule, metrics[key_indicator]):
+            previous_bests[key_indicator] = _best_ckpt_path(self, key_indicator)
+            _save_best(self, runner, key_indicator, metrics[key_indicator], step, meta)
+    if previous_bests and self.last_ckpt is not None:
+        self._save_checkpoint_with_step(runner, step, meta)
+    if not is_main_process():
+        return
+    for key_indicator, previous in previous_bests.items():
+        replaced = previous == _best_ckpt_path(self, key_indicator)
+        if previous and not replaced and _remove_checkpoint(self, previous):
+            runner.logger.info(f'The previous best checkpoint {previous} is removed')
+
+
+setattr(_save_best_checkpoint, _ATOMIC_MARK, True)
 
 
 def install_atomic_checkpoint_saving() -> None:
     """Make mmengine's checkpoint saving crash-safe (see the module docstring); idempotent.
 
     Replaces mmengine's ``save_checkpoint`` in the modules that bind it, and
-    ``CheckpointHook._save_checkpoint_with_step`` (a reordered copy of mmengine 0.10.7's, which
-    :func:`mmext.engine.patch_mmengine` checks).
+    ``CheckpointHook._save_checkpoint_with_step`` and ``CheckpointHook._save_best_checkpoint`` (reordered
+    copies of mmengine 0.10.7's, which :func:`mmext.engine.patch_mmengine` checks).
     """
     original = mmengine.runner.checkpoint.save_checkpoint
     if not getattr(original, _ATOMIC_MARK, False):
@@ -162,3 +250,4 @@ def install_atomic_checkpoint_saving() -> None:
         for module in _SAVE_CHECKPOINT_MODULES:
             module.save_checkpoint = atomic
     CheckpointHook._save_checkpoint_with_step = _save_checkpoint_with_step
+    CheckpointHook._save_best_checkpoint = _save_best_checkpoint

@@ -181,8 +181,9 @@ def test_blocked_module_is_refused_as_malicious(tmp_path):
 def test_allowed_classes_give_nothing_beyond_their_state(tmp_path, owner, name):
     """A HistoryBuffer whose pickled statistics table smuggles in another callable is refused."""
     path = tmp_path / 'buffer.pth'
-    smuggled = {'statistics_methods': {'mean': attacks.Reduce(getattr, (owner, name))}}
-    buffer = attacks.Reduce(HistoryBuffer, ([1.0], [1]), smuggled)
+    smuggled = {'_log_history': np.array([1.0]), '_count_history': np.array([1]), 'max_length': 10,
+                'statistics_methods': {'mean': attacks.Reduce(getattr, (owner, name))}}
+    buffer = attacks.NewObj(HistoryBuffer, (), smuggled)
     torch.save({'message_hub': {'log_scalars': {'loss': buffer}}}, path)
     table = dict(HistoryBuffer._statistics_methods)
     with pytest.raises(UnsafeCheckpointError, match=r'getattr\(<class'):
@@ -194,7 +195,7 @@ def test_exec_inside_allowed_class_state_is_refused(tmp_path):
     marker = tmp_path / 'marker'
     path = tmp_path / 'buffer.pth'
     smuggled = {'statistics_methods': {'mean': attacks.PAYLOADS['exec'](marker)}}
-    torch.save({'message_hub': {'log_scalars': {'loss': attacks.Reduce(HistoryBuffer, (), smuggled)}}}, path)
+    torch.save({'message_hub': {'log_scalars': {'loss': attacks.NewObj(HistoryBuffer, (), smuggled)}}}, path)
     with pytest.raises(UnsafeCheckpointError, match='builtins.exec'):
         _load_checkpoint(str(path))
     assert not marker.exists()

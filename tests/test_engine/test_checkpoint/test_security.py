@@ -36,7 +36,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
 import mmext  # noqa: F401  (as custom_imports does)
 from mmext.engine.checkpoint import UnsafeCheckpointError
-from mmext.engine.checkpoint.load import sha256_of
+from mmext.engine.checkpoint.load import cache_path, sha256_of
 from mmext.engine.checkpoint.stored_config import _fromstring
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -57,11 +57,15 @@ def _import_beside(name):
 attacks = _import_beside('attacks')
 
 
-def _hub_file(name):
+def _hub_url(name):
     scheme, _, model = name.partition('://')
     table = (mmengine_checkpoint.get_mmcls_models() if scheme == 'mmcls'
              else mmengine_checkpoint.get_external_models())
-    return osp.basename(table[model])
+    return table[model]
+
+
+def _hub_file(name):
+    return osp.basename(_hub_url(name))
 
 
 def _tiny_config(kind, data_root, work_dir, **options):
@@ -137,9 +141,10 @@ def attack_sources(tmp_path_factory, genuine, torch_home, served):
         sources[name] = (make(tmp / f'{name}.pth'), marker(name))
     attacks.code_running(folder / 'evil.pth', marker('http'))
     sources['http exec'] = (f'{url}/evil.pth', marker('http'))
-    torch_home.mkdir(parents=True, exist_ok=True)
     for hub_name in HUB_NAMES:
-        attacks.code_running(torch_home / _hub_file(hub_name), marker(hub_name))
+        poisoned = Path(cache_path(_hub_url(hub_name), str(torch_home)))
+        poisoned.parent.mkdir(parents=True, exist_ok=True)
+        attacks.code_running(poisoned, marker(hub_name))
         sources[f'poisoned cache {hub_name}'] = (hub_name, marker(hub_name))
     return sources
 
@@ -366,7 +371,7 @@ def test_cached_file_with_the_right_hash_loads(genuine, torch_home, served):
     name = f'tiny_ocr-{sha256_of(genuine["seg"])[:8]}.pth'
     shutil.copy(genuine['seg'], folder / name)
     first = _load_checkpoint(f'{url}/{name}')
-    assert (torch_home / name).is_file()
+    assert Path(cache_path(f'{url}/{name}', str(torch_home))).is_file()
     mmengine_home = Path(os.environ['MMENGINE_HOME'])
     mmengine_home.mkdir(exist_ok=True)
     (mmengine_home / 'open_mmlab.json').write_text(json.dumps({'tiny_ocr': f'{url}/{name}'}))
@@ -380,7 +385,7 @@ def test_download_with_the_wrong_hash_is_refused_and_not_cached(genuine, torch_h
     shutil.copy(genuine['seg'], folder / 'tiny_ocr-00000000.pth')
     with pytest.raises(UnsafeCheckpointError, match='invalid hash value'):
         _load_checkpoint(f'{url}/tiny_ocr-00000000.pth')
-    assert not (torch_home / 'tiny_ocr-00000000.pth').exists()
+    assert not Path(cache_path(f'{url}/tiny_ocr-00000000.pth', str(torch_home))).exists()
 
 
 def test_http_download_is_unpickled_with_weights_only(attack_sources):
