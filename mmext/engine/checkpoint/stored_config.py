@@ -140,8 +140,8 @@ def check_stored_names(data):
             continue
         if not isinstance(value, dict):
             continue
-        evaluated_key, pattern = _EVALUATED.get(parent_key if parent_key == 'nms' else value.get('type'),
-                                                (None, None))
+        kind = parent_key if parent_key == 'nms' else value.get('type')
+        evaluated_key, pattern = _EVALUATED.get(kind if isinstance(kind, str) else None, (None, None))
         for key, item in value.items():
             where = f'{path}.{key}' if path else str(key)
             if key == evaluated_key:

@@ -178,10 +178,10 @@ TAMPERING = {
 ATTACK_SCOPE = 'mmext_attack_scope'
 
 
-def attack_scope_package(folder, marker):
-    """A package ``mmext_attack_scope`` in ``folder`` whose import writes ``marker``: a module with
-    import side effects, as any installed one may have, that mmengine imports for a scope name."""
-    package = folder / ATTACK_SCOPE
+def attack_scope_package(folder, marker, scope=ATTACK_SCOPE):
+    """A package ``scope`` in ``folder`` whose import writes ``marker``: a module with import side
+    effects, as any installed one may have, that mmengine imports for a scope name."""
+    package = folder / scope
     package.mkdir(exist_ok=True)
     (package / '__init__.py').write_text(_write_marker(marker) + '\n')
     (package / 'registry.py').write_text('')
@@ -216,16 +216,16 @@ def stored_config_pipeline_step(genuine, path, marker):
     return _edit_stored_config(genuine, path, edit)
 
 
-def stored_config_scope(genuine, path, marker, where):
-    """A scope name that imports :data:`ATTACK_SCOPE` (``Registry`` imports ``<scope>.registry``):
+def stored_config_scope(genuine, path, marker, where, scope=ATTACK_SCOPE):
+    """A scope name that imports the package ``scope`` (``Registry`` imports ``<scope>.registry``):
     ``where`` is 'model._scope_', 'visualizer.type' or 'test_dataloader.collate_fn'."""
     def edit(cfg):
         if where == 'model._scope_':
-            cfg.model._scope_ = ATTACK_SCOPE
+            cfg.model._scope_ = scope
         elif where == 'visualizer.type':
-            cfg.visualizer.type = f'{ATTACK_SCOPE}.Visualizer'
+            cfg.visualizer.type = f'{scope}.Visualizer'
         else:
-            cfg.test_dataloader.collate_fn = f'{ATTACK_SCOPE}.collate'
+            cfg.test_dataloader.collate_fn = f'{scope}.collate'
     return _edit_stored_config(genuine, path, edit)
 
 

@@ -1,10 +1,12 @@
-"""Config text stored in checkpoints is read as data, never executed."""
+"""Config text stored in checkpoints is read as data, never executed, and names only registered code."""
+from pathlib import Path
+
 import pytest
 from mmengine.config import Config
 
 import mmext  # noqa: F401
 from mmext.engine.checkpoint import UnsafeCheckpointError, config_text_as_data
-from mmext.engine.checkpoint.stored_config import NotPlainData, stored_config_as_data
+from mmext.engine.checkpoint.stored_config import NotPlainData, check_stored_names, stored_config_as_data
 
 
 def test_pretty_text_round_trips_as_data():
@@ -48,3 +50,41 @@ def test_fromstring_is_data_only_inside_the_block(tmp_path):
     assert not marker.exists()
     assert Config.fromstring(code, '.py').a == 1  # outside, mmengine's own parser: user text runs
     assert marker.exists()
+
+
+ROOT = Path(__file__).resolve().parents[3]
+RECIPES = sorted(str(path.relative_to(ROOT)) for folder in ('configs', 'tests/configs')
+                 for path in (ROOT / folder).rglob('*.py') if '_base_' not in path.parts)
+
+
+@pytest.mark.parametrize('recipe', RECIPES)
+def test_every_recipe_stored_as_data_names_only_registered_code(recipe, monkeypatch):
+    """What a checkpoint of each recipe stores (its pretty_text) passes the name check: no genuine config
+    is refused by an inferencer that builds from it."""
+    monkeypatch.syspath_prepend(str(ROOT / 'tests/scripts'))  # the distributed test configs' probe
+    cfg = Config.fromfile(ROOT / recipe)
+    data = config_text_as_data(cfg.pretty_text)
+    data.pop('custom_imports', None)
+    assert check_stored_names(data) is None
+
+
+@pytest.mark.parametrize('edit,where', [
+    (lambda d: d['model'].update(type='os.system'), 'model.type'),
+    (lambda d: d['model'].update(type='antigravity'), 'model.type'),  # importable module, not registered
+    (lambda d: d['model'].update(type='mmseg.system'), 'model.type'),  # a scope, a name it lacks
+    (lambda d: d['model'].update(_scope_='antigravity'), 'model._scope_'),
+    (lambda d: d.update(default_scope='antigravity'), 'default_scope'),
+    (lambda d: d['test_dataloader']['dataset']['pipeline'].append(dict(type='subprocess.run')),
+     'test_dataloader.dataset.pipeline[2].type'),
+    (lambda d: d['test_dataloader'].update(collate_fn='antigravity.x'), 'test_dataloader.collate_fn'),
+    (lambda d: d['model'].update(test_cfg=dict(nms=dict(type='__import__("os")'))), 'model.test_cfg.nms.type'),
+    (lambda d: d['model'].update(type=['EncoderDecoder']), 'model.type'),
+], ids=['dotted', 'module', 'scope-lacks-it', '_scope_', 'default_scope', 'pipeline', 'collate_fn', 'nms',
+        'not-a-string'])
+def test_names_that_would_import_code_are_found_with_their_key_path(edit, where):
+    data = dict(default_scope='mmseg', model=dict(type='EncoderDecoder'),
+                test_dataloader=dict(dataset=dict(pipeline=[dict(type='LoadImageFromFile'),
+                                                            dict(type='mmseg.PackSegInputs')])))
+    assert check_stored_names(data) is None
+    edit(data)
+    assert check_stored_names(data)[0] == where
