@@ -7,7 +7,8 @@ openvino).
 from .backends import BACKENDS, PRECISIONS, check_precision, open_session
 from .deployed_model import DeployedModel
 from .export import export_model, test_input_size
+from .limits import DeployLimits
 from .spec import DeployError, read_spec
 
-__all__ = ['DeployedModel', 'DeployError', 'export_model', 'read_spec', 'open_session',
+__all__ = ['DeployedModel', 'DeployError', 'DeployLimits', 'export_model', 'read_spec', 'open_session',
            'check_precision', 'test_input_size', 'BACKENDS', 'PRECISIONS']

@@ -1,25 +1,76 @@
 """``DeployedModel``: an export directory on a backend, predicting mmseg / mmdet data samples."""
+import os
+import stat
 import warnings
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
 
 from .backends import open_session
-from .spec import DeployError, check_batch, read_spec
+from .limits import ENV_VAR, DeployLimits, deploy_limits
+from .spec import DeployError, check_batch, onnx_file, read_spec
 
 Image = Union[str, Path, np.ndarray]
+# Formats that Pillow and OpenCV both identify by the same signature, and whose decoders (libpng,
+# libjpeg, OpenCV's BMP reader, libwebp) allocate by the header's width and height.
+IMAGE_FORMATS = ('PNG', 'JPEG', 'BMP', 'WEBP')
 
 
-def load_images(images: Sequence[Image]) -> List[np.ndarray]:
-    """(H, W, 3) uint8 BGR arrays (mmcv's loading convention) from paths or arrays."""
+def check_header(path, file, max_pixels: int) -> None:
+    """Refuse the image in the open ``file`` unless Pillow, reading its header and no pixels, identifies it
+    as one of :data:`IMAGE_FORMATS` of at most ``max_pixels`` pixels.
+
+    TIFF is not among them: OpenCV's TIFF decoder allocates by tile size, which width and height do not
+    bound.
+    """
+    from PIL import Image as PillowImage
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above its own limit (PIL.Image.MAX_IMAGE_PIXELS); max_pixels decides.
+            warnings.simplefilter('ignore', PillowImage.DecompressionBombWarning)
+            width, height = PillowImage.open(file, formats=IMAGE_FORMATS).size
+    except PillowImage.DecompressionBombError:
+        raise DeployError(f'{path}: over {2 * PillowImage.MAX_IMAGE_PIXELS} pixels, where Pillow stops '
+                          f'reading headers (PIL.Image.MAX_IMAGE_PIXELS); mmext.deploy decodes at most '
+                          f'{max_pixels}') from None
+    except Exception as error:  # what Pillow raises on a header it cannot read varies with the plugin
+        raise DeployError(f'{path}: not a {", ".join(IMAGE_FORMATS)} image whose header Pillow reads '
+                          f'({error})') from None
+    if width * height > max_pixels:
+        raise DeployError(f'{path}: {width} x {height} = {width * height} pixels, over the limit of '
+                          f'{max_pixels} (DeployLimits.max_image_pixels, {ENV_VAR})')
+
+
+def read_image(path, max_pixels: int) -> np.ndarray:
+    """The (H, W, 3) uint8 BGR image of the file ``path``, decoded as ``mmcv.imread`` decodes it, once
+    :func:`check_header` has passed it.
+
+    The bytes whose header is checked are the bytes decoded. OpenCV's own limit cannot serve:
+    ``OPENCV_IO_MAX_IMAGE_PIXELS`` is read once, when ``cv2`` is imported.
+    """
     import mmcv
-    loaded = []
-    for image in images:
-        array = mmcv.imread(str(image)) if isinstance(image, (str, Path)) else np.asarray(image)
-        loaded.append(array)
-    return loaded
+    with open(path, 'rb') as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise DeployError(f'{path}: not a regular file')
+        check_header(path, file, max_pixels)
+        file.seek(0)
+        image = mmcv.imfrombytes(file.read())
+    if image is None:
+        raise DeployError(f'{path}: OpenCV cannot decode it')
+    return image
+
+
+def load_images(images: Sequence[Image], max_pixels: Optional[int] = None) -> List[np.ndarray]:
+    """(H, W, 3) uint8 BGR arrays (mmcv's loading convention) from paths (:func:`read_image`) or arrays.
+
+    Args:
+        max_pixels: the largest width x height decoded from a file; default :func:`deploy_limits`'.
+    """
+    max_pixels = deploy_limits().max_image_pixels if max_pixels is None else max_pixels
+    return [read_image(image, max_pixels) if isinstance(image, (str, Path)) else np.asarray(image)
+            for image in images]
 
 
 def stack_images(images: Sequence[np.ndarray]) -> np.ndarray:
@@ -85,10 +136,13 @@ class DeployedModel:
         export_dir: holds ``deploy.json`` and the ONNX file.
         backend: 'onnxruntime' or 'openvino'.
         precision: 'fp32', or 'bf16' (OpenVINO on a CPU with bf16 instructions).
+        limits: bounds on the ONNX file and on image files; default :func:`deploy_limits`.
     """
 
-    def __init__(self, export_dir, backend: str = 'onnxruntime', precision: str = 'fp32'):
+    def __init__(self, export_dir, backend: str = 'onnxruntime', precision: str = 'fp32',
+                 limits: Optional[DeployLimits] = None):
         self.export_dir = Path(export_dir)
+        self.limits = deploy_limits(limits)
         self.spec = read_spec(self.export_dir)
         self.task = self.spec['task']
         if self.task not in ('segmentation', 'detection'):
@@ -96,7 +150,8 @@ class DeployedModel:
                               'detection exports')
         if precision == 'bf16' and self.spec.get('bf16_warning'):
             warnings.warn(f'{export_dir}: {self.spec["bf16_warning"]}')
-        self.session = open_session(self.export_dir / self.spec['onnx'], backend, precision)
+        self.session = open_session(onnx_file(self.export_dir, self.spec), backend, precision,
+                                    root=self.export_dir, limits=self.limits)
 
     @property
     def classes(self) -> list:
@@ -114,7 +169,7 @@ class DeployedModel:
             metainfos: per image, meta to carry into the samples (e.g. the dataset's ``img_path``;
                 a detection meta's ``scale_factor`` rescales its boxes, see :func:`det_samples`).
         """
-        batch = stack_images(load_images(images))
+        batch = stack_images(load_images(images, self.limits.max_image_pixels))
         outputs = self.run(batch)
         if self.task == 'detection':
             return det_samples(outputs['boxes'], outputs['scores'], outputs['labels'], *batch.shape[2:],

@@ -29,12 +29,35 @@ def read_spec(export_dir) -> dict:
         spec = json.loads(spec_path.read_text())
     except json.JSONDecodeError as error:
         raise DeployError(f'{spec_path} is not valid JSON ({error}); export again') from None
-    if spec.get('format') != FORMAT:
-        raise DeployError(f'{spec_path}: format {spec.get("format")!r}, expected {FORMAT!r}; export again')
-    onnx_path = export_dir / spec['onnx']
-    if not onnx_path.is_file():
-        raise DeployError(f'{export_dir} has {SPEC_FILE} but not its ONNX file {spec["onnx"]}; export again')
+    if not isinstance(spec, dict) or spec.get('format') != FORMAT:
+        found = spec.get('format') if isinstance(spec, dict) else type(spec).__name__
+        raise DeployError(f'{spec_path}: format {found!r}, expected {FORMAT!r}; export again')
+    onnx_file(export_dir, spec)
     return spec
+
+
+def onnx_file(export_dir, spec: dict) -> Path:
+    """The ONNX file ``spec`` names, symbolic links resolved: a file inside ``export_dir``, or a
+    :class:`DeployError` naming it and why.
+
+    The backends are given this resolved path, so that the file checked here is the file they read and
+    its external data resolves from the directory the checks resolve it from.
+    """
+    export_dir = Path(export_dir)
+    name = spec.get('onnx')
+    if not isinstance(name, str) or not name or '\0' in name:
+        raise DeployError(f'{export_dir / SPEC_FILE}: "onnx" must name a file, got {name!r}')
+    try:
+        path = (export_dir / name).resolve()
+    except (OSError, RuntimeError) as error:  # a symbolic link loop
+        raise DeployError(f'{export_dir / SPEC_FILE}: the ONNX file {name!r} does not resolve '
+                          f'({error})') from None
+    if not path.is_relative_to(export_dir.resolve()):
+        raise DeployError(f'{export_dir / SPEC_FILE}: the ONNX file {name!r} resolves to {path}, outside the '
+                          f'export directory {export_dir}; mmext.deploy reads only files inside it')
+    if not path.is_file():
+        raise DeployError(f'{export_dir} has {SPEC_FILE} but not its ONNX file {name}; export again')
+    return path
 
 
 def write_spec(export_dir, spec: dict) -> Path:

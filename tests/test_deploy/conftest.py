@@ -1,8 +1,53 @@
 """Fixtures of the deployment tests."""
+import json
+import resource
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
 import pytest
 import torch
 
 TRAIN_ITERS = 20
+PROBE = Path(__file__).with_name('refusal_probe.py')
+ADDRESS_SPACE = 3 * 2**30
+
+
+@pytest.fixture(scope='session')
+def probe():
+    """``probe(mode, files)``: refusal_probe.py's report of each file (dicts: outcome, error, seconds,
+    peak_rss_mb_increase), from a subprocess under a 3 GiB address-space limit, so that an attack that
+    gets through fails instead of exhausting the machine."""
+    def run(mode, files):
+        def limit():
+            resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+        proc = subprocess.run([sys.executable, str(PROBE), mode, *map(str, files)], capture_output=True,
+                              text=True, timeout=300, preexec_fn=limit, cwd=PROBE.parents[2])
+        reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
+        assert [report['file'] for report in reports] == list(map(str, files)), proc.stderr[-3000:]
+        return reports
+
+    return run
+
+
+@pytest.fixture(scope='session')
+def bilevel_png():
+    """``bilevel_png(width, height)``: the bytes of a black 1-bit PNG written by hand, row by row through
+    zlib (20 KB at 10000 x 10000): a small file that decodes to width x height x 3 bytes."""
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+    def png(width, height):
+        row = bytes(1 + (width + 7) // 8)  # filter type 0, then 8 pixels a byte
+        compressor = zlib.compressobj(9)
+        pixels = b''.join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+        header = struct.pack('>IIBBBBB', width, height, 1, 0, 0, 0, 0)
+        return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', pixels) + chunk(b'IEND', b'')
+
+    return png
 
 
 @pytest.fixture(scope='session')

@@ -12,20 +12,30 @@ weights whose kept scores are at least 1e-5 apart (checked; the backends differ 
 boxes some are 1e-6 apart). Trained DLDE scores crowd below 1 (kept scores 7e-6 apart): boxes are
 matched one to one (same label, IoU > 0.999, score within 1e-4), so that two scores within 1e-4 may
 trade places; a different NMS winner would still fail.
+
+Images read from files: refused by their header, before decoding, above the pixel limit or in a format
+whose header does not bound what OpenCV allocates; genuine ones decode as ``mmcv.imread`` decodes them.
 """
+import io
+import struct
 import warnings
 from pathlib import Path
 
+import cv2
+import mmcv
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from PIL import Image
 
 pytest.importorskip('onnxruntime')
 pytest.importorskip('openvino')
 
 from mmext.analysis.models import build_model, quiet_logs  # noqa: E402
-from mmext.deploy import DeployedModel, export_model  # noqa: E402
+from mmext.deploy import DeployedModel, DeployError, export_model  # noqa: E402
+from mmext.deploy.deployed_model import load_images  # noqa: E402
+from mmext.deploy.limits import ENV_VAR  # noqa: E402
 from mmext.testing import scene_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,3 +189,97 @@ def test_bf16_on_a_pointrend_export_warns_with_the_measured_loss(exported):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         DeployedModel(ocr, 'openvino', 'bf16')
+
+
+def tiled_tiff(width: int, height: int, tile: int) -> bytes:
+    """An 8-bit grey TIFF of ``width`` x ``height`` pixels in ``tile`` x ``tile`` tiles, without its tile
+    data: OpenCV allocates a decoded tile before reading it."""
+    # (tag, type: 3 SHORT, 4 LONG, value): a little-endian value fills the entry's 4 bytes either way.
+    tags = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1), (277, 3, 1),
+            (322, 4, tile), (323, 4, tile), (324, 4, 200), (325, 4, tile * tile)]
+    entries = b''.join(struct.pack('<HHII', tag, kind, 1, value) for tag, kind, value in tags)
+    header = b'II*\0' + struct.pack('<IH', 8, len(tags)) + entries + bytes(4)
+    return header.ljust(200, b'\0') + bytes(64)
+
+
+def jpeg_with_frame_headers(*sizes) -> bytes:
+    """An 8 x 8 JPEG whose frame header (SOF0) is replaced by one per (width, height) in ``sizes``."""
+    buffer = io.BytesIO()
+    Image.new('L', (8, 8)).save(buffer, 'JPEG')
+    data = buffer.getvalue()
+    start = data.index(b'\xff\xc0')
+    end = start + 2 + int.from_bytes(data[start + 2:start + 4], 'big')
+    frame = data[start:end]
+    headers = b''.join(frame[:5] + struct.pack('>HH', height, width) + frame[9:] for width, height in sizes)
+    return data[:start] + headers + data[end:]
+
+
+@pytest.fixture(scope='module')
+def image_files(tmp_path_factory, bilevel_png):
+    """Attack images (name: path) and a genuine PNG (``genuine``)."""
+    tmp = tmp_path_factory.mktemp('image_attacks')
+    files = {'genuine': tmp / 'genuine.png'}
+    cv2.imwrite(str(files['genuine']), np.random.default_rng(0).integers(0, 256, (37, 53, 3), np.uint8))
+    contents = {'100-megapixels.png': bilevel_png(10000, 10000),
+                '900-megapixels.png': bilevel_png(30000, 30000),
+                'tiled.tif': tiled_tiff(8, 8, 8000),
+                'huge-then-small-frame.jpg': jpeg_with_frame_headers((10000, 10000), (8, 8)),
+                'small-then-huge-frame.jpg': jpeg_with_frame_headers((8, 8), (10000, 10000))}
+    for name, data in contents.items():
+        files[name] = tmp / name
+        files[name].write_bytes(data)
+    return files
+
+
+@pytest.mark.parametrize('name, match', [
+    ('100-megapixels.png', '10000 x 10000 = 100000000 pixels, over the limit of 67108864'),
+    ('900-megapixels.png', r'over \d+ pixels, where Pillow stops reading headers'),
+    # OpenCV's TIFF decoder allocates by tile size, which the pixel count does not bound.
+    ('tiled.tif', 'not a PNG, JPEG, BMP, WEBP image whose header Pillow reads'),
+    # Pillow reads the last frame header, libjpeg refuses a second one before allocating.
+    ('huge-then-small-frame.jpg', 'OpenCV cannot decode it'),
+    ('small-then-huge-frame.jpg', '10000 x 10000 = 100000000 pixels, over the limit'),
+])
+def test_image_attack_is_refused_before_decoding(image_files, name, match):
+    with pytest.raises(DeployError, match=f'{image_files[name]}: {match}'):
+        load_images([image_files[name]])
+
+
+def test_image_refusals_are_quick_and_small(image_files, probe):
+    """Each refusal takes under 5 s and raises the peak memory by under 100 MB, under a 3 GiB address
+    space; unchecked, OpenCV fails for memory on the larger PNG and takes hundreds of MB for the other
+    (all the attack files together are under 200 KB). The tiled TIFF's tile buffer is allocated but not
+    always touched, so its resident memory is not a reliable witness; docs/deploy.md gives a measure."""
+    names = list(image_files)[1:]
+    reports = probe('images', list(image_files.values()))
+    assert reports[0]['outcome'] == 'loaded', reports[0]
+    for report in reports[1:]:
+        assert report['outcome'] == 'refused', report
+        assert report['seconds'] < 5 and report['peak_rss_mb_increase'] < 100, report
+    live = ['100-megapixels.png', '900-megapixels.png']
+    png, larger_png = probe('unguarded-images', [image_files[name] for name in ['genuine'] + live])[1:]
+    assert png['peak_rss_mb_increase'] > 250, png  # the decoded image: 10000 x 10000 x 3 bytes, 286 MiB
+    assert 'Insufficient memory' in larger_png['error'], larger_png
+    assert sum(image_files[name].stat().st_size for name in names) < 200 * 2**10
+
+
+@pytest.mark.parametrize('extension', ['.png', '.jpg', '.bmp', '.webp'])
+def test_genuine_image_loads_as_mmcv_reads_it(tmp_path, extension):
+    path = tmp_path / f'image{extension}'
+    cv2.imwrite(str(path), np.random.default_rng(0).integers(0, 256, (37, 53, 3), np.uint8))
+    np.testing.assert_array_equal(load_images([path])[0], mmcv.imread(str(path)))
+
+
+def test_pixel_limit_is_raised_by_argument_or_environment(image_files, monkeypatch):
+    path = image_files['100-megapixels.png']
+    assert load_images([path], max_pixels=10**8)[0].shape == (10000, 10000, 3)
+    genuine = image_files['genuine']
+    monkeypatch.setenv(ENV_VAR, 'max_image_pixels=1000')
+    with pytest.raises(DeployError, match='53 x 37 = 1961 pixels, over the limit of 1000'):
+        load_images([genuine])
+
+
+def test_image_that_is_not_a_regular_file_is_refused(tmp_path):
+    (tmp_path / 'zeros.png').symlink_to('/dev/zero')
+    with pytest.raises(DeployError, match='zeros.png: not a regular file'):
+        load_images([tmp_path / 'zeros.png'])

@@ -65,6 +65,16 @@ def test_infer_tool_writes_one_overlay_per_image(exported):
         assert picture is not None and picture.shape == cv2.imread(str(image)).shape
 
 
+def test_infer_tool_refuses_an_image_over_the_pixel_limit_by_its_header(exported, bilevel_png):
+    """A 16 KB PNG of 9000 x 9000 pixels, refused with the reason and no traceback."""
+    tmp, _, _ = exported
+    image = tmp / 'large.png'
+    image.write_bytes(bilevel_png(9000, 9000))
+    log = run_tool('tools/deploy/infer.py', tmp / 'export', image, '--out', tmp / 'vis', check=False)
+    assert f'infer.py: {image}: 9000 x 9000 = 81000000 pixels, over the limit of 67108864' in log
+    assert 'Traceback' not in log and not (tmp / 'vis/large.png').exists()
+
+
 @pytest.fixture(scope='module')
 def exported_detector(tmp_path_factory, data_root, spread_scores):
     """A seeded random-weight DLDE tiny checkpoint (spread scores), its export directory and the

@@ -1,11 +1,12 @@
 """Run an exported model on images and write pictures: mask overlays (segmentation) or boxes with
 class and score (detection)."""
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
 
-from mmext.deploy import BACKENDS, PRECISIONS, DeployedModel
+from mmext.deploy import BACKENDS, PRECISIONS, DeployedModel, DeployError
 from mmext.deploy.deployed_model import load_images
 from mmext.deploy.drawing import draw_boxes, overlay_labels
 
@@ -40,4 +41,7 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except DeployError as error:  # a refused file or input: its reason, without a traceback
+        sys.exit(f'{Path(__file__).name}: {error}')

@@ -1,11 +1,13 @@
 """Evaluate an exported model on the config's test set with the config's evaluator."""
 import argparse
 import numbers
+import sys
+from pathlib import Path
 
 from mmengine.config import DictAction
 
 import mmext  # noqa: F401  (registers the datasets and metrics)
-from mmext.deploy import BACKENDS, PRECISIONS, DeployedModel
+from mmext.deploy import BACKENDS, PRECISIONS, DeployedModel, DeployError
 from mmext.deploy.evaluation import evaluate
 from mmext.engine import load_analysis_config
 
@@ -30,4 +32,7 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except DeployError as error:  # a refused file or input: its reason, without a traceback
+        sys.exit(f'{Path(__file__).name}: {error}')
