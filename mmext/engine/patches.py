@@ -8,7 +8,8 @@ so ``custom_imports=['mmext']`` and mmext's tools get the same, complete set:
 2. config text stored in checkpoints is read as data in ``Runner.resume``, ``FlexibleRunner.resume``
    and ``BaseInferencer._init_model`` (:mod:`mmext.engine.checkpoint.stored_config`);
 3. ``HistoryBuffer`` state is restored per instance (:mod:`mmext.engine.checkpoint.message_hub`);
-4. checkpoint and ``last_checkpoint`` writes are atomic (:mod:`mmext.engine.checkpoint.save`).
+4. checkpoint and ``last_checkpoint`` writes are atomic, and ``save_best`` keeps the previous best until
+   the new one is written (:mod:`mmext.engine.checkpoint.save`).
 
 Patches 2-4 replace or wrap mmengine 0.10.7 methods whose code they were written against, so another
 mmengine version is refused here rather than patched blindly.

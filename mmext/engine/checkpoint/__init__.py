@@ -5,7 +5,8 @@
 - :mod:`.allow_list`: the globals OpenMMLab checkpoints need;
 - :mod:`.stored_config`: config text stored in a checkpoint is read as data, never executed;
 - :mod:`.message_hub`: message-hub and HistoryBuffer state restored as data;
-- :mod:`.save`: atomic checkpoint and ``last_checkpoint`` writes.
+- :mod:`.save`: atomic checkpoint and ``last_checkpoint`` writes; ``save_best`` keeps the previous best
+  until the new one is written.
 
 :func:`mmext.engine.patch_mmengine` installs them into mmengine.
 """

@@ -104,7 +104,8 @@ def message_hub_problem(checkpoint):
     for part, expected in (('log_scalars', HistoryBuffer), ('resumed_keys', bool)):
         for key, value in hub[part].items():
             if type(key) is not str or type(value) is not expected:
-                return f'message_hub[{part!r}][{key!r}] is a {type(value).__name__}, not a {expected.__name__}'
+                return (f'message_hub[{part!r}][{key!r}] is a {type(value).__name__}, '
+                        f'not a {expected.__name__}')
     for key, value in hub['runtime_info'].items():
         impure = _impure(value) if type(key) is str else key
         if impure is not None:

@@ -14,9 +14,11 @@ legacy one; the bounds are in :mod:`mmext.engine.checkpoint.limits`.
 """
 import _compat_pickle
 import collections
+import gc
 import io
 import math
-import pickletools
+import pickle
+import struct
 import warnings
 
 import numpy as np
@@ -46,6 +48,7 @@ _TENSOR_REBUILDS = _VIEW_REBUILDS | _WRAPPING_REBUILDS
 _FROM_CONTAINER = frozenset({'builtins.set', 'builtins.frozenset', 'collections.OrderedDict',
                              'collections.Counter', 'torch.Size'})
 _NUMPY_MODULES = ('numpy.core.multiarray', 'numpy._core.multiarray')
+_NUMPY_RECONSTRUCT = frozenset(f'{module}._reconstruct' for module in _NUMPY_MODULES)
 # Keys larger than this (in nodes) are not rebuilt to compute their hash; they count as opaque.
 _HASHED_KEY_NODES = 64
 _OPAQUE = object()
@@ -88,26 +91,48 @@ class _Node:
 
     ``kind``: 'const' (``value``), 'global' (``value`` = its name), 'tuple' / 'list' / 'dict' / 'set'
     (``items``), 'storage' (``value`` = (element size, numel, key)), 'call' (``value`` = the callable's
-    name; ``items`` its arguments, then any state a BUILD gave it), 'mark'. ``size`` counts the nodes it
-    expands to when shared references are copied; ``depth`` its nesting, as built (a tuple's is final);
-    ``hashes`` counts the hashes of a mapping's keys.
+    name; ``items`` its arguments, then any state a BUILD gave it). ``size`` counts the nodes it expands
+    to when shared references are copied; ``depth`` its nesting as far as built; ``embedded`` whether
+    it is an item of another node yet; ``hashes`` counts the hashes of a mapping's keys.
     """
-    __slots__ = ('kind', 'value', 'items', 'size', 'depth', 'hashes')
+    __slots__ = ('kind', 'value', 'items', 'size', 'depth', 'embedded', 'hashes')
 
-    def __init__(self, kind, value=None, items=None, size=1):
-        self.kind, self.value, self.items, self.size = kind, value, [] if items is None else items, size
-        self.depth, self.hashes = 1, None
-
-
-_MARK = _Node('mark')
+    def __init__(self, kind, value=None, items=None):
+        self.kind, self.value, self.items = kind, value, [] if items is None else items
+        self.size, self.depth, self.embedded, self.hashes = 1, 1, False, None
 
 
 class _NotHashed(Exception):
     """A key whose hash the scan does not compute."""
 
 
+class _Truncated(Exception):
+    """The pickle goes on past the bytes the scan was given."""
+
+
+# The opcodes torch's weights_only unpickler accepts (torch/_weights_only_unpickler.py), as the ints
+# the scan compares each byte with.
+_OPCODE_NAMES = (
+    'MARK', 'STOP', 'PROTO', 'GLOBAL', 'REDUCE', 'NEWOBJ', 'BUILD', 'APPEND', 'APPENDS', 'SETITEM',
+    'SETITEMS', 'TUPLE', 'TUPLE1', 'TUPLE2', 'TUPLE3', 'EMPTY_TUPLE', 'EMPTY_LIST', 'EMPTY_DICT',
+    'EMPTY_SET', 'NONE', 'NEWTRUE', 'NEWFALSE', 'BININT', 'BININT1', 'BININT2', 'LONG1', 'BINFLOAT',
+    'BINUNICODE', 'SHORT_BINSTRING', 'BINPERSID', 'BINGET', 'LONG_BINGET', 'BINPUT', 'LONG_BINPUT')
+(MARK, STOP, PROTO, GLOBAL, REDUCE, NEWOBJ, BUILD, APPEND, APPENDS, SETITEM, SETITEMS, TUPLE, TUPLE1,
+ TUPLE2, TUPLE3, EMPTY_TUPLE, EMPTY_LIST, EMPTY_DICT, EMPTY_SET, NONE, NEWTRUE, NEWFALSE, BININT, BININT1,
+ BININT2, LONG1, BINFLOAT, BINUNICODE, SHORT_BINSTRING, BINPERSID, BINGET, LONG_BINGET, BINPUT,
+ LONG_BINPUT) = (getattr(pickle, name)[0] for name in _OPCODE_NAMES)
+_OP_NAMES = {getattr(pickle, name)[0]: name for name in _OPCODE_NAMES}
+# Nodes of the constants a state dict repeats most (small ints, None, booleans), shared by every scan:
+# a constant node is never changed once made.
+_CONSTANT_OPS = {NONE: _Node('const', None), NEWTRUE: _Node('const', True), NEWFALSE: _Node('const', False)}
+_SMALL_INTS = [_Node('const', value) for value in range(256)]
+_INT = {BININT: struct.Struct('<i'), BININT2: struct.Struct('<H')}
+_UINT4, _FLOAT8 = struct.Struct('<I'), struct.Struct('>d')
+
+
 class _PickleScan:
-    """Symbolic execution of the opcodes torch's weights_only unpickler accepts.
+    """Symbolic execution of the opcodes torch's weights_only unpickler accepts, read as it reads
+    them: nothing is built or called.
 
     Args:
         limits (CheckpointLimits): The bounds.
@@ -121,94 +146,157 @@ class _PickleScan:
     def __init__(self, limits, storage_size, allowed, trusted):
         self.limits, self.storage_size = limits, storage_size
         self.allowed, self.trusted = allowed, trusted
-        self.stack, self.memo = [], {}
+        self.memo = {}
         self.storages = {}  # key: bytes, of every storage the pickle references
         self.storage_types = {}  # key: (storage type, numel) as first declared, which torch keeps
+        # Whether a node grew deeper after it became an item of another: the depths recorded on the
+        # way are then lower bounds only, and the final object is walked (check_depth).
+        self.depth_stale = False
 
-    def grow(self, node, by):
-        node.size = min(node.size + by, self.limits.max_pickle_nodes + 1)
-        if node.size > self.limits.max_pickle_nodes:
+    def embed(self, target, items):
+        """``items`` become items of ``target``: it grows by their sizes and deepens past theirs."""
+        size, depth = target.size, target.depth
+        for item in items:
+            item.embedded = True
+            size += item.size
+            if item.depth >= depth:
+                depth = item.depth + 1
+        target.items.extend(items)
+        if size > self.limits.max_pickle_nodes:
             raise CheckpointStructureError(
                 f'an object in it expands to more than {self.limits.max_pickle_nodes} nodes once its '
                 'shared references are followed (hashing or traversing it would not end in reasonable '
                 'time); raise CheckpointLimits.max_pickle_nodes if the file is genuine')
+        target.size = size
+        if depth != target.depth:
+            if depth > self.limits.max_nesting_depth:  # a lower bound already too deep
+                self.refuse_depth()
+            if target.embedded:
+                self.depth_stale = True
+            target.depth = depth
 
     def new(self, kind, items=(), value=None):
-        node = _Node(kind, value, list(items), 1)
-        self.grow(node, sum(item.size for item in items))
-        if kind == 'tuple' and items:  # immutable: refuse deep nesting as it is built
-            node.depth = 1 + max(item.depth for item in items)
-            if node.depth > self.limits.max_nesting_depth:
-                self.refuse_depth()
+        node = _Node(kind, value)
+        self.embed(node, items)
         return node
 
-    def pop_mark(self):
-        for i in range(len(self.stack) - 1, -1, -1):
-            if self.stack[i] is _MARK:
-                items = self.stack[i + 1:]
-                del self.stack[i:]
-                return items
-        raise CheckpointStructureError('a pickle opcode pops to a mark that was never set')
+    def run(self, data, pos=0):
+        """Scan the pickle that starts at ``data[pos]``.
 
-    def run(self, ops):
-        stack = self.stack
-        for opcode, arg, _ in ops:
-            name = opcode.name
-            if name in ('PROTO', 'FRAME'):
-                continue
-            if name == 'STOP':
-                root = stack.pop() if stack else None
-                if root is not None:
-                    self.check_depth(root)
-                return root
-            if name == 'MARK':
-                stack.append(_MARK)
-            elif name in ('BININT', 'BININT1', 'BININT2', 'LONG1', 'BINFLOAT', 'BINUNICODE',
-                          'SHORT_BINSTRING', 'NONE', 'NEWTRUE', 'NEWFALSE'):
-                stack.append(_Node('const', arg))
-            elif name == 'GLOBAL':
-                stack.append(_Node('global', python3_name(*arg.split(' ', 1))))
-            elif name in ('EMPTY_TUPLE', 'EMPTY_LIST', 'EMPTY_DICT', 'EMPTY_SET'):
-                stack.append(_Node(name[6:].lower()))
-            elif name == 'TUPLE':
-                stack.append(self.new('tuple', self.pop_mark()))
-            elif name in ('TUPLE1', 'TUPLE2', 'TUPLE3'):
-                n = int(name[-1])
-                items = stack[-n:]
-                del stack[-n:]
+        Returns:
+            tuple[_Node, int]: The object it builds, and where it ends.
+        """
+        stack, metastack, memo, end = [], [], self.memo, len(data)
+        while True:
+            if pos >= end:
+                raise _Truncated
+            code = data[pos]
+            pos += 1
+            # the opcodes of a state dict first, by frequency
+            if code == LONG_BINPUT or code == BINPUT:
+                if code == BINPUT:
+                    key, pos = data[pos], pos + 1
+                else:
+                    key, pos = _UINT4.unpack_from(data, pos)[0], pos + 4
+                memo[key] = stack[-1]
+            elif code == BINGET or code == LONG_BINGET:
+                if code == BINGET:
+                    key, pos = data[pos], pos + 1
+                else:
+                    key, pos = _UINT4.unpack_from(data, pos)[0], pos + 4
+                if key not in memo:
+                    raise CheckpointStructureError(f'a pickle opcode reads memo entry {key}, never set')
+                stack.append(memo[key])
+            elif code == BININT1:
+                stack.append(_SMALL_INTS[data[pos]])
+                pos += 1
+            elif code == MARK:
+                metastack.append(stack)
+                stack = []
+            elif code == TUPLE:
+                items, stack = stack, metastack.pop()
                 stack.append(self.new('tuple', items))
-            elif name in ('APPEND', 'SETITEM', 'APPENDS', 'SETITEMS'):
-                items = self.pop_mark() if name.endswith('S') else [stack.pop() for _ in range(
-                    1 if name == 'APPEND' else 2)][::-1]
-                target = stack[-1]
-                self.check_container(name, target)
-                if name.startswith('SETITEM'):
-                    self.count_hashes(target, items[0::2])
-                target.items.extend(items)
-                self.grow(target, sum(item.size for item in items))
-            elif name == 'BUILD':
-                state = stack.pop()
-                self.check_build(stack[-1], state)
-                stack[-1].items.append(state)
-                self.grow(stack[-1], state.size)
-            elif name == 'REDUCE':
+            elif code == REDUCE:
                 args = stack.pop()
                 stack[-1] = self.call(stack[-1], args)
-            elif name == 'NEWOBJ':
+            elif code == BINUNICODE:
+                size = _UINT4.unpack_from(data, pos)[0]
+                pos += 4
+                if pos + size > end:
+                    raise _Truncated
+                stack.append(_Node('const', str(data[pos:pos + size], 'utf-8', 'surrogatepass')))
+                pos += size
+            elif code == EMPTY_TUPLE or code == EMPTY_LIST or code == EMPTY_DICT or (
+                    code == EMPTY_SET):
+                stack.append(_Node(_OP_NAMES[code][6:].lower()))
+            elif code in _INT:
+                stack.append(_Node('const', _INT[code].unpack_from(data, pos)[0]))
+                pos += _INT[code].size
+            elif code == TUPLE1 or code == TUPLE2 or code == TUPLE3:
+                n = code - TUPLE1 + 1
+                items = stack[-n:]
+                if len(items) != n:
+                    raise CheckpointStructureError(f'{_OP_NAMES[code]} on a stack of {len(items)}')
+                del stack[-n:]
+                stack.append(self.new('tuple', items))
+            elif code in _CONSTANT_OPS:
+                stack.append(_CONSTANT_OPS[code])
+            elif code == BINPERSID:
+                stack.append(self.storage(stack.pop()))
+            elif code == SETITEMS or code == SETITEM:
+                if code == SETITEMS:
+                    items, stack = stack, metastack.pop()
+                else:
+                    items = stack[-2:]
+                    del stack[-2:]
+                self.check_container('SETITEM', stack[-1])
+                if len(items) % 2:
+                    raise CheckpointStructureError('SETITEMS with a key and no value')
+                self.count_hashes(stack[-1], items[0::2])
+                self.embed(stack[-1], items)
+            elif code == APPENDS or code == APPEND:
+                if code == APPENDS:
+                    items, stack = stack, metastack.pop()
+                else:
+                    items = [stack.pop()]
+                self.check_container('APPEND', stack[-1])
+                self.embed(stack[-1], items)
+            elif code == BUILD:
+                state = stack.pop()
+                self.check_build(stack[-1], state)
+                self.embed(stack[-1], [state])
+            elif code == NEWOBJ:
                 args = stack.pop()
                 stack[-1] = self.new_object(stack[-1], args)
-            elif name == 'BINPERSID':
-                stack.append(self.storage(stack.pop()))
-            elif name in ('BINPUT', 'LONG_BINPUT', 'PUT', 'MEMOIZE'):
-                self.memo[len(self.memo) if name == 'MEMOIZE' else arg] = stack[-1]
-            elif name in ('BINGET', 'LONG_BINGET', 'GET'):
-                if arg not in self.memo:
-                    raise CheckpointStructureError(f'a pickle opcode reads memo entry {arg}, never set')
-                stack.append(self.memo[arg])
+            elif code == GLOBAL:
+                module_end = data.find(b'\n', pos)
+                name_end = data.find(b'\n', module_end + 1) if module_end >= 0 else -1
+                if name_end < 0:
+                    raise _Truncated
+                module, name = data[pos:module_end], data[module_end + 1:name_end]
+                stack.append(_Node('global', python3_name(module.decode('utf-8'), name.decode('utf-8'))))
+                pos = name_end + 1
+            elif code == BINFLOAT:
+                stack.append(_Node('const', _FLOAT8.unpack_from(data, pos)[0]))
+                pos += 8
+            elif code == LONG1 or code == SHORT_BINSTRING:
+                size = data[pos]
+                if pos + 1 + size > end:
+                    raise _Truncated
+                value = data[pos + 1:pos + 1 + size]
+                stack.append(_Node('const', int.from_bytes(value, 'little', signed=True)
+                                   if code == LONG1 else value.decode('utf-8')))
+                pos += 1 + size
+            elif code == PROTO:
+                pos += 1
+            elif code == STOP:
+                root = stack.pop()
+                if self.depth_stale:
+                    self.check_depth(root)
+                return root, pos
             else:
-                raise CheckpointStructureError(f'pickle opcode {name}, which torch.load does not '
-                                               'accept with weights_only')
-        raise CheckpointStructureError('a pickle without a STOP opcode')
+                raise CheckpointStructureError(f'pickle opcode {_OP_NAMES.get(code, hex(code))}, which '
+                                               'torch.load does not accept with weights_only')
 
     def check_depth(self, root):
         """Refuse an object graph nested deeper than ``max_nesting_depth`` (iteratively: a recursive
@@ -336,7 +424,7 @@ class _PickleScan:
             return
         if name == 'numpy.dtype':
             self.check_dtype_state(state)
-        elif name is not None and name.endswith('._reconstruct') and name.rpartition('.')[0] in _NUMPY_MODULES:
+        elif name in _NUMPY_RECONSTRUCT:
             self.check_array_state(state)
         elif name == _HISTORY_BUFFER:  # its __setstate__ takes known attributes only (message_hub.py)
             if state.kind != 'dict':
@@ -506,7 +594,8 @@ def _numpy_call_check(name):
     """numpy's pickled functions, under numpy 2's (``numpy._core``) and numpy 1's module names."""
     module, _, function = name.rpartition('.')
     if module in _NUMPY_MODULES:
-        return {'_reconstruct': _PickleScan.check_reconstruct, 'scalar': _PickleScan.check_scalar}.get(function)
+        checks = {'_reconstruct': _PickleScan.check_reconstruct, 'scalar': _PickleScan.check_scalar}
+        return checks.get(function)
     return None
 
 
@@ -533,20 +622,30 @@ _CALL_CHECKS = {
 }
 
 
-def _scan_pickle(data, limits, globals_, storage_size=None):
-    """Scans one pickle from a bytes object or a binary file positioned at it.
+def _scan_pickle(data, limits, globals_, storage_size=None, start=0):
+    """Scans the pickle that starts at ``data[start]``.
 
     Returns:
-        tuple[_Node, dict]: The root object, and the bytes of each storage it references by key.
+        tuple[_Node, dict, int]: The root object, the bytes of each storage it references by key, and
+        where the pickle ends.
+
+    Raises:
+        _Truncated: The pickle goes on past the end of ``data``.
     """
     scan = _PickleScan(limits, storage_size, *globals_)
+    collecting = gc.isenabled()
+    gc.disable()  # the scan makes a node per opcode and no garbage: collections would only walk the heap
     try:
-        return scan.run(pickletools.genops(data)), scan.storages
-    except CheckpointStructureError:
+        root, end = scan.run(data, start)
+    except (CheckpointStructureError, _Truncated):
         raise
-    except (ValueError, EOFError, UnicodeDecodeError, IndexError, KeyError, AttributeError,
-            TypeError) as error:  # malformed opcodes or stack: torch's unpickler would fail too
+    except (ValueError, struct.error, UnicodeDecodeError, IndexError, KeyError, TypeError) as error:
+        # malformed opcodes or stack: torch's unpickler would fail too
         raise CheckpointStructureError(f'its pickle cannot be parsed ({type(error).__name__}: {error})')
+    finally:
+        if collecting:
+            gc.enable()
+    return root, scan.storages, end
 
 
 def _check_record_names(records):
@@ -570,18 +669,19 @@ def _scan_zip(file, file_size, limits, globals_):
         records = reader.get_all_records()
         _check_record_names(records)
         # Every record torch may read (data.pkl, storages, version, byteorder ...) fits in the file,
-        # so reading or inflating one allocates at most the file's size.
+        # so reading or inflating one allocates at most the file's size. Sizes are kept by the name
+        # ignoring case, as torch's reader looks names up (no two differ only in case).
+        sizes = {}
         for name in records:
-            size = reader.get_record_size(name)
+            size = sizes[name.lower()] = reader.get_record_size(name)
             if reader.get_record_offset(name) + size > file_size:
                 raise CheckpointStructureError(f'member {name} claims {size} bytes that the {file_size}-byte '
                                                'file does not hold')
-        if not reader.has_record('data.pkl'):
+        if 'data.pkl' not in sizes:
             raise CheckpointStructureError('a zip without data.pkl')
-        pickle_bytes = reader.get_record_size('data.pkl')
-        if pickle_bytes > limits.max_pickle_bytes:
+        if sizes['data.pkl'] > limits.max_pickle_bytes:
             raise CheckpointStructureError(
-                f'its data.pkl has {pickle_bytes} bytes, more than '
+                f'its data.pkl has {sizes["data.pkl"]} bytes, more than '
                 f'CheckpointLimits.max_pickle_bytes ({limits.max_pickle_bytes})')
         data = reader.get_record('data.pkl')
     except RuntimeError as error:  # what torch's reader raises for an archive it cannot read
@@ -589,48 +689,43 @@ def _scan_zip(file, file_size, limits, globals_):
             from None
 
     def storage_size(key):
-        name = f'data/{key}'
-        return reader.get_record_size(name) if reader.has_record(name) else None
+        return sizes.get(f'data/{key}'.lower())
 
-    _, storages = _scan_pickle(data, limits, globals_, storage_size)
+    try:
+        _, storages, _ = _scan_pickle(data, limits, globals_, storage_size)
+    except _Truncated:
+        raise CheckpointStructureError('its data.pkl ends before its STOP opcode') from None
     if sum(storages.values()) > file_size:
         raise CheckpointStructureError(f'its storages declare {sum(storages.values())} bytes, more than '
                                        f'the {file_size}-byte file holds')
-
-
-class _BoundedReader(io.RawIOBase):
-    """A file whose reads stop with an error past ``limit`` bytes."""
-
-    def __init__(self, file, limit):
-        self.file, self.left, self.position = file, limit, 0
-
-    def readable(self):
-        return True
-
-    def tell(self):
-        return self.position
-
-    def readinto(self, buffer):
-        data = self.file.read(min(len(buffer), self.left + 1))
-        self.left -= len(data)
-        self.position += len(data)
-        if self.left < 0:
-            raise CheckpointStructureError('its pickles are larger than CheckpointLimits.max_pickle_bytes')
-        buffer[:len(data)] = data
-        return len(data)
 
 
 def _scan_legacy(file, file_size, limits, globals_):
     """The pre-1.6 format: pickles of the magic number, protocol and system info, the object, the
     storage keys; then raw storages, which torch allocates at the sizes the object declares before it
     reads them. torch unpickles the first pickle whatever it is, so it is scanned even when it turns
-    out not to be the magic number (a plain ``pickle.dump`` file, which torch then rejects)."""
-    reader = io.BufferedReader(_BoundedReader(file, limits.max_pickle_bytes))
-    magic, _ = _scan_pickle(reader, limits, globals_)
-    if magic is None or magic.kind != 'const' or not isinstance(magic.value, int):
-        return
-    for _ in range(4):
-        _, storages = _scan_pickle(reader, limits, globals_)
+    out not to be the magic number (a plain ``pickle.dump`` file, which torch then rejects).
+
+    The pickles are read in a window that grows (to ``max_pickle_bytes`` for all of them together)
+    until it holds each one, so a large file's storages are not read.
+    """
+    start, window, data, position = file.tell(), 2**20, b'', 0
+    for index in range(5):
+        while True:
+            try:
+                root, storages, end = _scan_pickle(data, limits, globals_, start=position)
+                break
+            except _Truncated:
+                if len(data) >= min(file_size, limits.max_pickle_bytes):
+                    raise CheckpointStructureError(
+                        'its pickles end past the end of the file' if len(data) >= file_size else
+                        'its pickles are larger than CheckpointLimits.max_pickle_bytes') from None
+                window *= 4
+                file.seek(start)
+                data = file.read(min(window, limits.max_pickle_bytes))
+        position = end
+        if index == 0 and (root is None or root.kind != 'const' or not isinstance(root.value, int)):
+            return  # not the magic number: torch refuses the file after this pickle
         if sum(storages.values()) > file_size:
             raise CheckpointStructureError(f'its storages declare {sum(storages.values())} bytes, more '
                                            f'than the {file_size}-byte file holds')

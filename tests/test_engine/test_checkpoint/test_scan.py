@@ -175,10 +175,10 @@ def test_scan_reads_the_bytes_torch_unpickles(tmp_path, monkeypatch, variant):
     scan_pickle = scan_module._scan_pickle
     monkeypatch.setattr(scan_module, '_check_record_names', lambda records: None)
 
-    def recording_scan(data, *args):
-        if isinstance(data, bytes):  # a zip's data.pkl (the legacy format's pickles are read in turn)
+    def recording_scan(data, limits, globals_, storage_size=None, start=0):
+        if storage_size is not None:  # a zip's data.pkl (the legacy format has no storage records)
             scanned.append(data)
-        return scan_pickle(data, *args)
+        return scan_pickle(data, limits, globals_, storage_size, start)
 
     monkeypatch.setattr(scan_module, '_scan_pickle', recording_scan)
     unpickler_init = torch._weights_only_unpickler.Unpickler.__init__

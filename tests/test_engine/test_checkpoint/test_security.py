@@ -494,7 +494,8 @@ def test_tools_refuse_as_a_user_runs_them(attack_sources, ctx, tool):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize('text', ['gpu_ids = {(0, [1])}', 'gpu_ids = range(10**30)', 'gpu_ids = ' + '-' * 100000 + '1'])
+@pytest.mark.parametrize('text', ['gpu_ids = {(0, [1])}', 'gpu_ids = range(10**30)',
+                                  'gpu_ids = ' + '-' * 100000 + '1'])
 def test_resume_ignores_a_stored_config_that_is_not_plain_data(genuine, ctx, text):
     """A set holding a list, a range whose len() overflows, text nested past the parser: warned about and
     ignored by --resume (which resumes), refused by an inferencer that would build from it."""
@@ -557,7 +558,8 @@ def test_scheme_registered_after_import_loads_through_mmext(attack_sources, deni
     from mmengine.runner.checkpoint import CheckpointLoader
 
     def load_from_late(filename, map_location=None):
-        return torch.load(filename[len('mmext-late://'):], map_location=map_location, weights_only=weights_only)
+        return torch.load(filename[len('mmext-late://'):], map_location=map_location,
+                          weights_only=weights_only)
 
     CheckpointLoader.register_scheme('mmext-late://', load_from_late)
     try:

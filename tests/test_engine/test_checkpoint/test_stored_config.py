@@ -77,7 +77,8 @@ def test_every_recipe_stored_as_data_names_only_registered_code(recipe, monkeypa
     (lambda d: d['test_dataloader']['dataset']['pipeline'].append(dict(type='subprocess.run')),
      'test_dataloader.dataset.pipeline[2].type'),
     (lambda d: d['test_dataloader'].update(collate_fn='antigravity.x'), 'test_dataloader.collate_fn'),
-    (lambda d: d['model'].update(test_cfg=dict(nms=dict(type='__import__("os")'))), 'model.test_cfg.nms.type'),
+    (lambda d: d['model'].update(test_cfg=dict(nms=dict(type='__import__("os")'))),
+     'model.test_cfg.nms.type'),
     (lambda d: d['model'].update(type=['EncoderDecoder']), 'model.type'),
 ], ids=['dotted', 'module', 'scope-lacks-it', '_scope_', 'default_scope', 'pipeline', 'collate_fn', 'nms',
         'not-a-string'])
