@@ -2,7 +2,16 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
-DEPLOY_REQUIREMENTS = Path(__file__).parent / 'requirements' / 'deploy.txt'
+REQUIREMENTS = Path(__file__).parent / 'requirements'
+
+
+def requirements(name):
+    """The pins of requirements/<name>.txt, which tools/setup_env.sh installs."""
+    lines = (REQUIREMENTS / f'{name}.txt').read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith('#')]
+
+
+EXTRAS = {name: requirements(name) for name in ('seg', 'det', 'deploy')}
 
 setup(
     name='mmext',
@@ -11,17 +20,9 @@ setup(
     'mmdetection, Net2Vec loss and IoU mask encoding',
     packages=find_packages(include=['mmext', 'mmext.*']),
     python_requires='>=3.11',
-    install_requires=[
-        'torch>=2.0',
-        'mmcv>=2.0.0rc4,<2.2.0',
-        'mmengine==0.10.7',  # mmext.engine.patch_mmengine patches this release's code
-        'mmsegmentation==1.2.2',
-        'mmdet==3.3.0',
-    ],
-    # The pins live in requirements/deploy.txt, which tools/setup_env.sh installs.
-    extras_require={
-        'deploy': [line.strip() for line in DEPLOY_REQUIREMENTS.read_text().splitlines()
-                   if line.strip() and not line.startswith('#')],
-    },
+    # Core: mmext.ops, mmext.datasets and mmext.engine. mmext.seg needs the 'seg' extra, mmext.det the
+    # 'det' extra, mmext.deploy the 'deploy' extra; 'all' is what tools/setup_env.sh installs.
+    install_requires=['torch>=2.0', 'mmcv>=2.0.0rc4,<2.2.0', *requirements('runtime')],
+    extras_require={**EXTRAS, 'all': sorted({pin for pins in EXTRAS.values() for pin in pins})},
     zip_safe=False,
 )

@@ -1,20 +1,18 @@
 """mmext: OpenMMLab plugins for mmsegmentation and mmdetection.
 
-Importing ``mmext`` registers every mmext class into the host libraries' registries, which is all
-``custom_imports = dict(imports=['mmext'], allow_failed_imports=False)`` needs, and installs mmext's
-mmengine patches (:func:`mmext.engine.patch_mmengine`): checkpoints load through one restricted loader
-under torch's ``weights_only`` unpickler, config text stored in checkpoints is never executed, and
-checkpoints are saved atomically.
+``custom_imports = dict(imports=['mmext'], allow_failed_imports=False)`` (or ``import mmext``) registers
+mmext's classes into whichever of mmsegmentation and mmdetection are installed, and logs which
+(:mod:`mmext.hosts`); with neither installed it raises ``ImportError``. To plug into one host only,
+import its package: ``imports=['mmext.seg']`` needs only mmseg, ``imports=['mmext.det']`` only mmdet.
+
+Registering installs mmext's mmengine patches (:func:`mmext.engine.patch_mmengine`: checkpoints load
+through one restricted loader, config text stored in checkpoints is never executed, checkpoints are
+saved atomically). The pure parts (:mod:`mmext.ops`, :mod:`mmext.datasets`) import no OpenMMLab package
+and patch nothing.
 """
-# Import the hosts' model packages first: their registries fill lazily, so a name clash with an mmext
-# class would otherwise surface later, at the first build, instead of here.
-import mmdet.models  # noqa: F401
-import mmseg.models  # noqa: F401
-
-from .engine import patch_mmengine
-
-patch_mmengine()
-
-from . import det, seg  # noqa: E402,F401  (registers the plugins)
+from .hosts import register_installed_hosts
 
 __version__ = '0.1.0'
+
+#: Each installed host's mmext package and whether it is registered yet (see :mod:`mmext.hosts`).
+registered = register_installed_hosts()

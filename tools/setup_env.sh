@@ -64,8 +64,10 @@ fi
 "${PIP[@]}" install --no-deps "$WHEELS"/mmcv-$MMCV_VERSION-*.whl || fail "installing cached mmcv wheel"
 
 step "OpenMMLab stack, test and deployment dependencies"
-"${PIP[@]}" install -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" \
-  -r "$ROOT/requirements/deploy.txt" || fail "installing runtime/test/deploy requirements"
+# mmext[all]: the core, both hosts (seg, det) and deployment, pinned in requirements/; then the tests'.
+"${PIP[@]}" install -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/seg.txt" \
+  -r "$ROOT/requirements/det.txt" -r "$ROOT/requirements/deploy.txt" -r "$ROOT/requirements/tests.txt" \
+  || fail "installing the requirements of mmext[all] and of the tests"
 # mmengine pulls opencv-python, which needs libGL; both provide cv2, so remove it and restore the
 # headless files it shared.
 if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
@@ -73,7 +75,7 @@ if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
   "${PIP[@]}" install --force-reinstall --no-deps "$(grep -i '^opencv-python-headless' "$ROOT/requirements/runtime.txt")" \
     || fail "reinstalling opencv-python-headless"
 fi
-"${PIP[@]}" install --no-build-isolation --no-deps -e "$ROOT" || fail "installing mmext (editable)"
+"${PIP[@]}" install --no-build-isolation --no-deps -e "$ROOT[all]" || fail "installing mmext[all] (editable)"
 
 step "verifying"
 verify || fail "verification (see the import error above)"

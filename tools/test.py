@@ -3,7 +3,7 @@ import argparse
 
 from mmengine.config import ConfigDict
 
-import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickler)
+import mmext  # noqa: F401  (registers the installed hosts; build_runner installs the checkpoint patches)
 from mmext.engine import add_common_args, build_runner, load_config, setup_distributed, teardown_distributed
 
 

@@ -1,7 +1,7 @@
 """Train a segmentor or a detector: mmseg's/mmdet's tools/train.py, for mmext and stock configs."""
 import argparse
 
-import mmext  # noqa: F401  (safe checkpoint loading for --resume / load_from, even without custom_imports)
+import mmext  # noqa: F401  (registers the installed hosts; build_runner installs the checkpoint patches)
 from mmext.engine import add_common_args, build_runner, load_config, setup_distributed, teardown_distributed
 from mmext.engine.optim import set_training_precision
 

@@ -3,5 +3,5 @@
 # training, validation and testing, as SegClassCheckHook does for segmentors); FiniteCheckHook stops
 # at the first NaN/Inf input, box or loss, before it reaches the weights.
 _base_ = 'mmdet::_base_/default_runtime.py'
-custom_imports = dict(imports=['mmext'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmext.det'], allow_failed_imports=False)
 custom_hooks = [dict(type='DetClassCheckHook'), dict(type='FiniteCheckHook')]

@@ -14,6 +14,8 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 from mmengine.runner import load_checkpoint
 
+from mmext.engine import patch_mmengine
+
 
 def build_model(cfg: Config, device: str = 'cpu', checkpoint: Optional[str] = None,
                 seed: Optional[int] = 0) -> nn.Module:
@@ -30,6 +32,7 @@ def build_model(cfg: Config, device: str = 'cpu', checkpoint: Optional[str] = No
         torch.manual_seed(seed)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))
     if checkpoint:
+        patch_mmengine()  # the restricted loader
         load_checkpoint(model, checkpoint, map_location='cpu', revise_keys=[(r'^module\.', '')])
     else:
         model.init_weights()

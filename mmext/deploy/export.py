@@ -3,6 +3,7 @@ and write ``deploy.json`` beside it."""
 import contextlib
 import inspect
 import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -158,15 +159,13 @@ def export_graph(graph: nn.Module, example: torch.Tensor, onnx_path: Path, dynam
 
 
 def versions() -> dict:
-    import mmdet
-    import mmengine
-    import mmseg
-    import onnx
-    import onnxscript
-    import mmext
-    return dict(torch=torch.__version__, onnx=onnx.__version__, onnxscript=onnxscript.__version__,
-                mmengine=mmengine.__version__, mmseg=mmseg.__version__, mmdet=mmdet.__version__,
-                mmext=getattr(mmext, '__version__', 'dev'), python=platform.python_version())
+    """Versions of what made the export: torch, the exporter, mmengine, the installed hosts, mmext."""
+    found = dict(torch=torch.__version__, python=platform.python_version())
+    for name, distribution in (('onnx', 'onnx'), ('onnxscript', 'onnxscript'), ('mmengine', 'mmengine'),
+                               ('mmseg', 'mmsegmentation'), ('mmdet', 'mmdet'), ('mmext', 'mmext')):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(distribution)
+    return found
 
 
 def export_model(model: nn.Module, cfg: Config, out_dir, config_path: str = '',

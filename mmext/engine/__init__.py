@@ -2,8 +2,9 @@
 atomic saving), the one explicit set of mmengine patches, mixed precision on GPUs and bf16 CPUs,
 distributed launches without CUDA, and a hook that stops a run at the first non-finite input or loss.
 
-Importing this package changes nothing in mmengine; :func:`patch_mmengine` does, and ``mmext`` calls it
-once on import. ``tools/train.py`` and ``tools/test.py`` read their config with :func:`load_config` and
+Importing this package changes nothing in mmengine; :func:`patch_mmengine` does. It is called by what
+needs it: importing :mod:`mmext.seg` or :mod:`mmext.det` (or their registration through ``import
+mmext``), :func:`build_runner`, and the analysis tools before they load a checkpoint. ``tools/train.py`` and ``tools/test.py`` read their config with :func:`load_config` and
 call :func:`setup_distributed` before :func:`build_runner`, and :func:`teardown_distributed` once the
 run returned.
 """

@@ -6,6 +6,7 @@ from typing import List
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
 
 
 def _finite(tensor: torch.Tensor) -> bool:
@@ -59,6 +60,7 @@ def _check_losses(runner, model, args, losses) -> None:
                 'clip gradients (optim_wrapper.clip_grad) or look for degenerate ground truth.')
 
 
+@HOOKS.register_module()  # mmengine's root registry: mmseg's and mmdet's HOOKS find it as their parent's
 class FiniteCheckHook(Hook):
     """Raise at the first NaN or Inf in a model input, a ground-truth box or a training loss.
 

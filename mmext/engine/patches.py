@@ -1,7 +1,8 @@
 """Every change mmext makes to mmengine, installed once by :func:`patch_mmengine`.
 
-mmext imports nothing that patches on import; ``mmext/__init__.py`` calls :func:`patch_mmengine` once,
-so ``custom_imports=['mmext']`` and mmext's tools get the same, complete set:
+Nothing patches on import but :mod:`mmext.seg` and :mod:`mmext.det` (the plugins, which call
+:func:`patch_mmengine`, as does :func:`mmext.engine.build_runner`), so ``custom_imports=['mmext.seg']``,
+``['mmext']`` and mmext's tools get the same, complete set, and the pure packages none:
 
 1. checkpoint loading: every ``CheckpointLoader`` scheme, ``http(s)`` downloads and the hub cache go
    through one restricted, bounded loader (:mod:`mmext.engine.checkpoint.load`);

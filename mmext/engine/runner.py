@@ -10,6 +10,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS, init_default_scope
 from mmengine.runner import Runner
 
+from .patches import patch_mmengine
+
 HOSTS = ('mmseg', 'mmdet')
 
 
@@ -55,5 +57,7 @@ def load_analysis_config(path: str, cfg_options: Optional[dict] = None) -> Confi
 
 
 def build_runner(cfg: Config) -> Runner:
-    """``Runner.from_cfg``, or the registered runner named by ``cfg.runner_type``."""
+    """``Runner.from_cfg``, or the registered runner named by ``cfg.runner_type``, with mmext's mmengine
+    patches installed (the run may load checkpoints)."""
+    patch_mmengine()
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)

@@ -3,7 +3,7 @@ import argparse
 
 from mmengine.config import DictAction
 
-import mmext  # noqa: F401  (checkpoints load under torch's weights_only unpickler)
+import mmext  # noqa: F401  (registers the installed hosts; build_model installs the checkpoint patches)
 from mmext.analysis.models import build_model, quiet_logs
 from mmext.deploy import export_model
 from mmext.engine import load_analysis_config

@@ -1,4 +1,5 @@
 """DLDE head: RetinaNet whose classifier compares unit anchor embeddings with tracked class means."""
+import inspect
 import warnings
 from typing import List, Optional, Sequence
 
@@ -16,6 +17,9 @@ from mmext.ops.directional import (anchor_embedding_norms, class_embedding_sums,
                                    modified_sigmoid_logit)
 
 MEANS_UPDATES = ('batch', 'manual')
+
+# RetinaHead's defaults, for the arguments DLDEHead takes in RetinaHead's order.
+_RETINA_HEAD_DEFAULTS = inspect.signature(RetinaHead.__init__).parameters
 
 
 @MODELS.register_module()
@@ -58,24 +62,26 @@ class DLDEHead(RetinaHead):
     Args:
         num_classes (int): number of object classes.
         in_channels (int): channels of the FPN levels.
-        *args: ``RetinaHead``'s further positional arguments, in its order (stacked_convs,
-            conv_cfg, norm_cfg, anchor_generator).
+        stacked_convs, conv_cfg, norm_cfg, anchor_generator: as ``RetinaHead``'s, in its order and
+            with its defaults.
+        init_cfg (dict): RetinaHead's without its ``retina_cls`` override (refused, see
+            :func:`_check_init_cfg`): N(0, 0.01) for every conv, biases 0. Positional, fifth, as in
+            ``RetinaHead``.
         embedding_size (int): dimension E of the anchor embeddings, >= 2. Default: 256.
         means_update (str): 'batch' or 'manual'. Default: 'batch'.
         means_lr (float): EMA rate of the 'batch' mode, in (0, 1]. Default: 0.1.
         init_weight (float): initial w of every class. Default: 7.0.
         init_bias (float): initial b of every class. Default: -0.5.
-        init_cfg (dict): RetinaHead's without its ``retina_cls`` override (refused, see
-            :func:`_check_init_cfg`): N(0, 0.01) for every conv, biases 0.
-        **kwargs: ``RetinaHead`` arguments (stacked_convs, feat_channels, anchor_generator,
-            bbox_coder, loss_cls, loss_bbox, train_cfg, test_cfg, ...). ``loss_cls`` must be a
-            sigmoid loss (``use_sigmoid=True``).
+        **kwargs: ``AnchorHead`` arguments (feat_channels, bbox_coder, loss_cls, loss_bbox,
+            train_cfg, test_cfg, ...). ``loss_cls`` must be a sigmoid loss (``use_sigmoid=True``).
     """
 
-    def __init__(self, num_classes: int, in_channels: int, *args, embedding_size: int = 256,
-                 means_update: str = 'batch', means_lr: float = 0.1, init_weight: float = 7.0,
-                 init_bias: float = -0.5,
-                 init_cfg: dict = dict(type='Normal', layer='Conv2d', std=0.01), **kwargs):
+    def __init__(self, num_classes: int, in_channels: int, stacked_convs: int = 4,
+                 conv_cfg: Optional[dict] = None, norm_cfg: Optional[dict] = None,
+                 anchor_generator: dict = _RETINA_HEAD_DEFAULTS['anchor_generator'].default,
+                 init_cfg: dict = dict(type='Normal', layer='Conv2d', std=0.01), *,
+                 embedding_size: int = 256, means_update: str = 'batch', means_lr: float = 0.1,
+                 init_weight: float = 7.0, init_bias: float = -0.5, **kwargs):
         _check_init_cfg(init_cfg)
         if means_update not in MEANS_UPDATES:
             raise ValueError(f"DLDEHead: means_update={means_update!r}, expected one of {MEANS_UPDATES}")
@@ -86,7 +92,8 @@ class DLDEHead(RetinaHead):
         self.embedding_size = embedding_size
         self.means_update = means_update
         self.means_lr = means_lr
-        super().__init__(num_classes, in_channels, *args, init_cfg=init_cfg, **kwargs)
+        super().__init__(num_classes, in_channels, stacked_convs, conv_cfg, norm_cfg, anchor_generator,
+                         init_cfg, **kwargs)
         if not self.use_sigmoid_cls:
             raise ValueError('DLDEHead scores every class independently: loss_cls needs use_sigmoid=True')
         self.class_weight = nn.Parameter(torch.full((num_classes,), float(init_weight)))

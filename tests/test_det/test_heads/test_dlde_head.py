@@ -275,17 +275,27 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_retinahead_positional_arguments_keep_their_places():
-    # RetinaHead's third positional argument is stacked_convs; DLDE's own arguments are keyword-only.
-    params = inspect.signature(DLDEHead).parameters
+    """RetinaHead's positional arguments, in its order and with its defaults, init_cfg (the seventh)
+    included; DLDE's own arguments are keyword-only."""
+    from mmdet.models.dense_heads import RetinaHead
+    params, retina = inspect.signature(DLDEHead).parameters, inspect.signature(RetinaHead).parameters
+    positional = [n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert positional == [n for n, p in retina.items() if p.kind is p.POSITIONAL_OR_KEYWORD] == [
+        'num_classes', 'in_channels', 'stacked_convs', 'conv_cfg', 'norm_cfg', 'anchor_generator', 'init_cfg']
+    assert all(params[n].default == retina[n].default for n in positional[2:-1])
     assert [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY] == [
-        'embedding_size', 'means_update', 'means_lr', 'init_weight', 'init_bias', 'init_cfg']
+        'embedding_size', 'means_update', 'means_lr', 'init_weight', 'init_bias']
+    anchor_generator = dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=1, ratios=[1.0],
+                            strides=[8])
+    init_cfg = dict(type='Normal', layer='Conv2d', std=0.02)
     with DefaultScope.overwrite_default_scope('mmdet'):
-        head = DLDEHead(4, 8, 2, None, None, dict(type='AnchorGenerator', octave_base_scale=4,
-                                                   scales_per_octave=1, ratios=[1.0], strides=[8]),
-                        feat_channels=8, embedding_size=6)
-    assert head.stacked_convs == 2 and len(head.cls_convs) == len(head.reg_convs) == 2
-    assert head.num_base_priors == 1 and head.embedding_size == 6
+        head = DLDEHead(4, 8, 2, None, None, anchor_generator, init_cfg, feat_channels=8, embedding_size=6)
+        retina_head = RetinaHead(4, 8, 2, None, None, anchor_generator, init_cfg, feat_channels=8)
+    assert head.stacked_convs == retina_head.stacked_convs == 2
+    assert len(head.cls_convs) == len(head.reg_convs) == 2
+    assert head.num_base_priors == retina_head.num_base_priors == 1 and head.embedding_size == 6
     assert head.retina_emb.out_channels == 6
+    assert head.init_cfg == retina_head.init_cfg == init_cfg
 
 
 RETINA_INIT_CFG = dict(type='Normal', layer='Conv2d', std=0.01,
