@@ -1,5 +1,6 @@
 """Metafiles (configs/*/metafile.yaml): the schema mmseg and mmdet use, every config they name loads,
-and every measured number equals README.md's Results tables. Also the training-curve tool."""
+and every measured number equals the Results tables of docs/model_zoo.md (the one place of those
+figures). Also the training-curve tool."""
 import functools
 import importlib.util
 import json
@@ -14,7 +15,7 @@ from mmengine.config import Config
 
 ROOT = Path(__file__).resolve().parents[2]
 METAFILES = sorted(ROOT.glob('configs/*/metafile.yaml'))
-# metafile key (metric or metadata) -> README column; every measured key must be here
+# metafile key (metric or metadata) -> model_zoo.md column; every measured key must be here
 COLUMNS = {'mIoU': 'mIoU', 'mBIoU': 'mBIoU', 'coarse mIoU': 'coarse mIoU', 'coarse mBIoU': 'coarse mBIoU',
            'IoU.ring': 'IoU.ring', 'box AP': 'bbox mAP', 'box AP50': 'mAP@50', 'Memory (GB)': 'Mem (GB)',
            'Training Memory (GB)': 'Mem (GB)', 'Training Time (min)': 'Train time',
@@ -47,9 +48,9 @@ def _results(model):
     return results if isinstance(results, list) else [results]
 
 
-def _readme_sections():
-    """README's Results subsections: title -> (text, {config cell: {column: cell}})."""
-    text = (ROOT / 'README.md').read_text()
+def _zoo_sections():
+    """docs/model_zoo.md's Results subsections: title -> (text, {config cell: {column: cell}})."""
+    text = (ROOT / 'docs/model_zoo.md').read_text()
     results = text[text.index('\n## Results'):]
     results = results[:results.find('\n## ', 1)] if '\n## ' in results[1:] else results
     sections = {}
@@ -67,16 +68,16 @@ def _readme_sections():
 
 
 def _config_cell(model):
-    """How README's config column names a model: a link, or the config and its --cfg-options."""
+    """How model_zoo.md's config column names a model: a link, or the config and its --cfg-options."""
     config = model['Config']
     name = Path(config).name
     if 'Config Options' in model:
         return f"`{name} --cfg-options {model['Config Options']}`"
-    return f'[{name}]({config})'
+    return f'[{name}](../{config})'
 
 
-def _readme_row(model):
-    for title, (body, table) in _readme_sections().items():
+def _zoo_row(model):
+    for title, (body, table) in _zoo_sections().items():
         if _config_cell(model) in table:
             return body, table[_config_cell(model)]
     return None, None
@@ -93,8 +94,8 @@ def _cell_values(cell):
     return values
 
 
-def _readme_value(key, body, row):
-    """README's number for a metafile key ('mIoU', 'mIoU (seed 1)', 'Memory (GB)', ...); README gives
+def _zoo_value(key, body, row):
+    """model_zoo.md's number for a metafile key (...); the table gives
     speed in images/s, the metafile in ms per image."""
     base, which = SUFFIX.match(key).groups()
     column = COLUMNS[base]
@@ -107,7 +108,7 @@ def _readme_value(key, body, row):
     elif base == 'inference time (ms/im)':
         value = float(re.search(r'([\d.]+) img/s', body).group(1))
     else:
-        raise KeyError(f'README has no {column!r} for {key!r}')
+        raise KeyError(f'model_zoo.md has no {column!r} for {key!r}')
     return 1000 / value if base == 'inference time (ms/im)' else value
 
 
@@ -190,11 +191,11 @@ def test_metadata_matches_the_configs():
 
 
 @pytest.mark.parametrize('model', [m for _, m in _models()], ids=lambda m: m['Name'])
-def test_numbers_equal_readme(model):
+def test_numbers_equal_model_zoo(model):
     if any(value == 'TBD' for _, value in _walk(model['Results'])):
         pytest.skip('not measured yet (TBD)')
-    body, row = _readme_row(model)
-    assert row is not None, f'README Results has no row whose config is {_config_cell(model)}'
+    body, row = _zoo_row(model)
+    assert row is not None, f'model_zoo.md Results has no row whose config is {_config_cell(model)}'
     assert model['Metadata']['backbone'].startswith(row.get('Backbone', ''))
     if 'Lr schd' in row:
         schedule = model['Metadata'].get('lr schd', model['Metadata'].get('Iterations'))
@@ -204,24 +205,24 @@ def test_numbers_equal_readme(model):
     checked = 0
     for result in _results(model):
         for key, value in result['Metrics'].items():
-            assert value == pytest.approx(_readme_value(key, body, row), abs=1e-9), key
+            assert value == pytest.approx(_zoo_value(key, body, row), abs=1e-9), key
             checked += 1
     for key in ('Memory (GB)', 'Training Memory (GB)', 'Training Time (min)'):
         if key in model['Metadata']:
-            assert model['Metadata'][key] == pytest.approx(_readme_value(key, body, row), abs=0.005), key
+            assert model['Metadata'][key] == pytest.approx(_zoo_value(key, body, row), abs=0.005), key
             checked += 1
     for speed in model['Metadata'].get('inference time (ms/im)', []):
-        assert speed['value'] == pytest.approx(_readme_value('inference time (ms/im)', body, row), abs=0.005)
+        assert speed['value'] == pytest.approx(_zoo_value('inference time (ms/im)', body, row), abs=0.005)
         assert speed['batch size'] == 1 and speed['hardware'] == '2 CPU cores'
         checked += 1
     assert checked >= 3
 
 
-def test_every_readme_results_row_has_a_model():
+def test_every_model_zoo_results_row_has_a_model():
     cells = {_config_cell(model) for _, model in _models()}
-    for title, (_, table) in _readme_sections().items():
+    for title, (_, table) in _zoo_sections().items():
         for cell in table:
-            assert cell in cells, f'README {title}: no metafile model for {cell}'
+            assert cell in cells, f'model_zoo.md {title}: no metafile model for {cell}'
 
 
 # the training-curve tool
