@@ -193,8 +193,8 @@ def export_model(model: nn.Module, cfg: Config, out_dir, config_path: str = '',
     example_batch = max(batch, 3) if dynamic else batch
     if dynamic:
         height, width = max(height, min_dynamic_size(graph)), max(width, min_dynamic_size(graph))
-    torch.manual_seed(0)
-    example = torch.rand(example_batch, 3, height, width) * 255
+    # a generator of its own: the caller's global random state is left as it was
+    example = torch.rand(example_batch, 3, height, width, generator=torch.Generator().manual_seed(0)) * 255
     export_graph(graph, example, out_dir / ONNX_FILE, dynamic, opset, graph.output_names)
     spec = dict(
         format=FORMAT, task=task, config=str(config_path), checkpoint=checkpoint, onnx=ONNX_FILE,

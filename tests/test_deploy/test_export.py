@@ -58,3 +58,26 @@ def test_a_config_without_a_test_size_asks_for_shape():
                       test_dataloader=dict(dataset=dict(type='CocoDataset', pipeline=[]))))
     with pytest.raises(DeployError, match='pass --shape H W'):
         test_input_size(cfg)
+
+
+def test_export_leaves_the_global_random_state_alone(tmp_path, monkeypatch):
+    """The example input comes from a generator of the exporter's own: the same every time, and the
+    caller's ``torch.manual_seed`` stream goes on as if no export had happened."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    import mmext.deploy.export as export
+    from mmext.analysis import build_model
+    cfg = Config.fromfile(Path(__file__).resolve().parents[2] / 'tests/configs/ocr_tiny.py')
+    examples = []
+    monkeypatch.setattr(export, 'export_graph', lambda graph, example, *args: examples.append(example))
+    monkeypatch.setattr(export, 'write_spec', lambda *args, **kwargs: None)
+    model = build_model(cfg, seed=0)
+    for _ in range(2):
+        torch.manual_seed(123)
+        export.export_model(model, cfg, tmp_path / 'out')
+        after_export = torch.rand(3)
+        torch.manual_seed(123)
+        assert torch.equal(after_export, torch.rand(3))
+    assert len(examples) == 2 and torch.equal(examples[0], examples[1])
