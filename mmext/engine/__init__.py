@@ -4,9 +4,11 @@ distributed launches without CUDA, and a hook that stops a run at the first non-
 
 Importing this package changes nothing in mmengine; :func:`patch_mmengine` does. It is called by what
 needs it: importing :mod:`mmext.seg` or :mod:`mmext.det` (or their registration through ``import
-mmext``), :func:`build_runner`, and the analysis tools before they load a checkpoint. ``tools/train.py`` and ``tools/test.py`` read their config with :func:`load_config` and
-call :func:`setup_distributed` before :func:`build_runner`, and :func:`teardown_distributed` once the
-run returned.
+mmext``), :func:`build_runner`, and the analysis tools before they load a checkpoint.
+
+``tools/train.py`` and ``tools/test.py`` read their config with :func:`load_config` and call
+:func:`setup_distributed` before :func:`build_runner`, and :func:`teardown_distributed` once the run
+returned.
 """
 from .checkpoint import UnsafeCheckpointError, atomic_write, atomic_write_text, checkpoint_limits
 from .dist import cpu_backend, setup_distributed, teardown_distributed
