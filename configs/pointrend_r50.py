@@ -2,19 +2,9 @@
 # mmseg's built-in head on the same everything: --cfg-options model.decode_head.1.type=PointHead
 # The coarse FPN prediction of the same model: --cfg-options model.test_cfg.subdivision_steps=0
 _base_ = [
-    '_base_/models/pointrend_r50.py', '_base_/datasets/synthetic_shapes.py',
+    '_base_/models/pointrend_r50_shapes.py', '_base_/datasets/synthetic_shapes.py',
     '_base_/seg_runtime.py', '_base_/schedules/adamw_640it_cpu.py'
 ]
-norm_cfg = dict(type='BN', requires_grad=True)
-num_classes = 6  # background + the 5 shapes of SyntheticShapesDataset
-model = dict(
-    data_preprocessor=dict(size=(128, 128)),
-    pretrained=None,  # nothing is downloaded; the full recipes keep ImageNet weights
-    backbone=dict(norm_cfg=norm_cfg),
-    decode_head=[
-        dict(head, num_classes=num_classes, **(dict(norm_cfg=norm_cfg) if 'norm_cfg' in head else {}))
-        for head in _base_.model.decode_head  # noqa: F821  (mmengine provides _base_)
-    ])
 
 # 1000 iterations instead of the schedule's 640: an R50-FPN iteration costs about half an R50-D8 one,
 # so this still trains in about 8 minutes on 2 cores.

@@ -1,32 +1,6 @@
 # RetinaNet R50-FPN (mmdet's RetinaHead) on the embedded dataset's COCO boxes, from scratch on CPU:
 # the baseline of dlde_retinanet_r50.py, which changes only the head.
 _base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py', '_base_/datasets/synthetic_shapes_coco.py',
-    '_base_/det_runtime.py'
+    '_base_/models/retinanet_r50_fpn_shapes.py', '_base_/datasets/synthetic_shapes_coco.py',
+    '_base_/schedules/adamw_1200it_cpu.py'  # with _base_/det_runtime.py
 ]
-model = dict(
-    data_preprocessor=dict(pad_size_divisor=32),
-    # From scratch: no ImageNet weights, nothing frozen, BN statistics trained.
-    backbone=dict(frozen_stages=-1, norm_eval=False, init_cfg=None),
-    bbox_head=dict(num_classes=5))
-
-# bf16 where the CPU has bf16 units, fp32 elsewhere (the log says which), as the segmentation recipes:
-# RetinaNet and DLDE scored within fp32's seed range in bf16 (docs/mixed_precision.md). The README's
-# detection tables were trained in fp32: tools/train.py --fp32 reproduces them.
-optim_wrapper = dict(
-    type='MixedPrecisionOptimWrapper', unsupported='fp32',
-    optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.05), clip_grad=dict(max_norm=10, norm_type=2))
-max_iters = 1200
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, begin=0, end=100, by_epoch=False),
-    dict(type='CosineAnnealingLR', eta_min=1e-6, begin=100, end=max_iters, T_max=max_iters - 100,
-         by_epoch=False),
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters))
-log_processor = dict(by_epoch=False)
-randomness = dict(seed=0)

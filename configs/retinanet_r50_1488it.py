@@ -3,6 +3,8 @@
 # model.bbox_head.means_lr=0.1): 1.24x its 1200 iterations (DLDE's measured whole-model train-step ratio,
 # docs/dlde.md), warm-up and cosine stretched by the same factor. That setting's equal-cost baseline.
 _base_ = './retinanet_r50.py'
+# The lines of retinanet_r50_1248it.py for another max_iters: mmengine's inheritance does not
+# recompute values derived from an overridden variable.
 max_iters = 1488
 # retinanet_r50.py's warm-up (100 of 1200 iterations) and cosine, stretched to max_iters
 param_scheduler = [

@@ -2,6 +2,8 @@
 # torchsight's embedding size): 1.47x its 1200 iterations (DLDE's measured whole-model train-step ratio
 # at E=256, docs/dlde.md), the same schedule shape (warm-up and cosine stretched by the same factor).
 _base_ = './retinanet_r50.py'
+# The lines of retinanet_r50_1248it.py for another max_iters: mmengine's inheritance does not
+# recompute values derived from an overridden variable.
 max_iters = 1764
 # retinanet_r50.py's warm-up (100 of 1200 iterations) and cosine, stretched to max_iters
 param_scheduler = [

@@ -11,7 +11,9 @@ is installed, the way the host registers its own modules:
   registries, next to the host's own (``mmseg.models`` ...), so mmengine imports both at the first
   build or lookup.
 
-So ``import mmext.ops`` (which imports ``mmext`` first) imports no OpenMMLab package.
+mmext's mmengine patches come with the registration (:mod:`mmext.seg` and :mod:`mmext.det` install
+them), and at once if mmengine is imported already. So ``import mmext.ops`` (which imports ``mmext``
+first) in a fresh process imports no OpenMMLab package and patches nothing.
 """
 import importlib
 import importlib.abc
@@ -92,6 +94,9 @@ def register_installed_hosts():
     if not packages:
         raise ImportError('mmext registers into mmsegmentation or mmdetection, and neither is installed: '
                           'pip install "mmext[seg]", "mmext[det]" or "mmext[all]"')
+    if 'mmengine' in sys.modules:  # an OpenMMLab process already: its checkpoint loads are guarded now
+        from mmext.engine import patch_mmengine
+        patch_mmengine()
     states = {}
     for package in packages:
         host = HOSTS[package][0]

@@ -1,25 +1,6 @@
-# configs/dlde_retinanet_r50.py shrunk for a seconds-long end-to-end test: a ResNet-18 with 8 base
-# channels, a 16-channel FPN and 8-d embeddings on 64 px images, in 'manual' mean mode with its hook
-# (initialising pass, update every 2 iterations). The tests point data_root at a temporary folder.
-_base_ = '../../configs/dlde_retinanet_r50.py'
-model = dict(
-    backbone=dict(depth=18, stem_channels=16, base_channels=8),
-    neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
-    bbox_head=dict(in_channels=16, feat_channels=16, stacked_convs=1, embedding_size=8,
-                   means_update='manual'))
+# configs/dlde_retinanet_r50.py shrunk as retinanet_tiny.py shrinks its baseline, with 8-d embeddings in
+# 'manual' mean mode and its hook (initialising pass, update every 2 iterations).
+_base_ = './retinanet_tiny.py'
+model = dict(bbox_head=dict(type='DLDEHead', embedding_size=8, means_update='manual', means_lr=0.01))
 custom_hooks = [dict(type='DetClassCheckHook'), dict(type='FiniteCheckHook'),
                 dict(type='DLDEMeansHook', interval=2, init_pass=True)]
-# Its own folder, not the full configs' data/synthetic_shapes/: a folder holds one parameter set.
-data_root = 'data/synthetic_shapes_tiny/'
-synthesis = dict(seed=0, num_train=8, num_val=4, size=64)
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, synthesis=synthesis))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, synthesis=synthesis))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
-test_evaluator = val_evaluator
-max_iters = 4
-param_scheduler = [dict(type='LinearLR', start_factor=1.0, begin=0, end=max_iters, by_epoch=False)]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2))

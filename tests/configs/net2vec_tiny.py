@@ -1,19 +1,13 @@
 # configs/net2vec_r50.py shrunk for a seconds-long end-to-end test: probes the ResNetV1c-18 of
-# tests/configs/ocr_tiny.py on 64 px images. The tests set the data_root and the backbone checkpoint.
-_base_ = '../../configs/net2vec_r50.py'
+# tests/configs/ocr_tiny.py on 64 px images. The tests set the backbone checkpoint.
+_base_ = [
+    '../../configs/_base_/models/net2vec_r50-d8_shapes.py', '_base_/tiny_shapes.py',
+    '../../configs/_base_/seg_runtime.py', '_base_/tiny_schedule.py'
+]
 model = dict(
     data_preprocessor=dict(size=(64, 64)),
     backbone=dict(depth=18, stem_channels=16, base_channels=8),
     decode_head=dict(in_channels=64))
-# Its own folder, not the full configs' data/synthetic_shapes: a folder holds one parameter set.
-data_root = 'data/synthetic_shapes_tiny'
-synthesis = dict(seed=0, num_train=8, num_val=4, size=64)
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, synthesis=synthesis))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, synthesis=synthesis))
-test_dataloader = val_dataloader
-max_iters = 4
-param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max_iters, by_epoch=False)]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=max_iters))
+concept = 'ring'
+train_dataloader = val_dataloader = test_dataloader = dict(dataset=dict(concept=concept))
+val_evaluator = test_evaluator = dict(_delete_=True, type='SetIoUMetric', iou_metrics=['mIoU'])

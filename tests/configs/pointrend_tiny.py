@@ -1,6 +1,9 @@
 # configs/pointrend_r50.py shrunk for a seconds-long end-to-end test: a ResNetV1c-18 with 8 base
-# channels and a 16-channel FPN on 64 px images. The tests point data_root at a temporary folder.
-_base_ = '../../configs/pointrend_r50.py'
+# channels and a 16-channel FPN on 64 px images, 4 iterations.
+_base_ = [
+    '../../configs/_base_/models/pointrend_r50_shapes.py', '_base_/tiny_shapes.py',
+    '../../configs/_base_/seg_runtime.py', '_base_/tiny_schedule.py'
+]
 model = dict(
     data_preprocessor=dict(size=(64, 64)),
     backbone=dict(depth=18, stem_channels=16, base_channels=8),
@@ -11,15 +14,3 @@ model = dict(
     ],
     train_cfg=dict(num_points=256),
     test_cfg=dict(subdivision_num_points=512))
-# Its own folder, not the full configs' data/synthetic_shapes: a folder holds one parameter set.
-data_root = 'data/synthetic_shapes_tiny'
-synthesis = dict(seed=0, num_train=8, num_val=4, size=64)
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root, synthesis=synthesis))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root, synthesis=synthesis))
-test_dataloader = val_dataloader
-max_iters = 4
-param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max_iters, by_epoch=False)]
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=max_iters))
