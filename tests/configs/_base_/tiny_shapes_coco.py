@@ -2,7 +2,8 @@
 _base_ = '../../../configs/_base_/datasets/synthetic_shapes_coco.py'
 data_root = 'data/synthetic_shapes_tiny/'
 synthesis = dict(seed=0, num_train=8, num_val=4, size=64)
-tiny_loader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, synthesis=synthesis))
+tiny_loader = dict(num_workers=0, persistent_workers=False,  # what every dataloader gets
+                   dataset=dict(data_root=data_root, synthesis=synthesis))
 train_dataloader = dict(tiny_loader, batch_size=2)
 val_dataloader = test_dataloader = tiny_loader
 val_evaluator = test_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
