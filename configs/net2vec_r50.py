@@ -16,4 +16,5 @@ _base_ = [
 concept = 'ring'
 # merged into each dataloader of the base (test_dataloader is val_dataloader there)
 train_dataloader = val_dataloader = test_dataloader = dict(dataset=dict(concept=concept))
+# Set IoU of the decoded concept masks on val (IoU.ring), Net2Vec's score of a concept probe.
 val_evaluator = test_evaluator = dict(_delete_=True, type='SetIoUMetric', iou_metrics=['mIoU'])

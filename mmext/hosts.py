@@ -55,15 +55,18 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _patch_mmengine():
+    from mmext.engine import patch_mmengine  # imported here: importing mmext must not import mmengine
+    patch_mmengine()
+
+
 def _add_location(package):
     """A callback that adds ``package`` to the locations of a host registry module's registries."""
 
     def add(registry_module):
         from mmengine.registry import Registry
 
-        from mmext.engine import patch_mmengine
-
-        patch_mmengine()  # before the host loads a checkpoint, whichever registry is used first
+        _patch_mmengine()  # before the host loads a checkpoint, whichever registry is used first
         for registry in vars(registry_module).values():
             # A registry without locations falls back to ``<scope>.utils.register_all_modules``; it
             # is left as it is. (Registries share one default ``locations`` list: replace, never append.)
@@ -95,8 +98,7 @@ def register_installed_hosts():
         raise ImportError('mmext registers into mmsegmentation or mmdetection, and neither is installed: '
                           'pip install "mmext[seg]", "mmext[det]" or "mmext[all]"')
     if 'mmengine' in sys.modules:  # an OpenMMLab process already: its checkpoint loads are guarded now
-        from mmext.engine import patch_mmengine
-        patch_mmengine()
+        _patch_mmengine()
     states = {}
     for package in packages:
         host = HOSTS[package][0]

@@ -1,4 +1,5 @@
-# The embedded dataset's COCO boxes shrunk as tiny_shapes.py shrinks its segmentation maps.
+# The embedded dataset's COCO boxes shrunk as tiny_shapes.py shrinks its segmentation maps (the same
+# lines over the other host's dataset base: mmengine refuses one key in two sibling bases).
 _base_ = '../../../configs/_base_/datasets/synthetic_shapes_coco.py'
 data_root = 'data/synthetic_shapes_tiny/'
 synthesis = dict(seed=0, num_train=8, num_val=4, size=64)
