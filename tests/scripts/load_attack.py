@@ -10,13 +10,9 @@ After a load, every HistoryBuffer in the message hub is updated once, as a resum
 The caller sets the resource limits and the time-out.
 """
 import json
-import resource
 import sys
-import time
 
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from peak_memory import measure
 
 
 def main(mode, files):
@@ -46,17 +42,8 @@ def main(mode, files):
 
     load = _load_checkpoint if mode == 'mmext' else unguarded
     for path in files:
-        before, start = peak_rss_mb(), time.perf_counter()
-        try:
-            first_log(load(path))
-            outcome, error = 'loaded', ''
-        except UnsafeCheckpointError as exc:
-            outcome, error = 'refused', str(exc)
-        except BaseException as exc:  # MemoryError and the like: what the attack achieved
-            outcome, error = 'error', f'{type(exc).__name__}: {exc}'[:500]
-        print(json.dumps(dict(file=path, outcome=outcome, error=error,
-                              seconds=time.perf_counter() - start,
-                              peak_rss_mb_increase=peak_rss_mb() - before)), flush=True)
+        print(json.dumps(dict(file=path, **measure(lambda: first_log(load(path)), UnsafeCheckpointError))),
+              flush=True)
 
 
 if __name__ == '__main__':

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 TRAIN_ITERS = 20
-PROBE = Path(__file__).with_name('refusal_probe.py')
+PROBE = Path(__file__).parents[1] / 'scripts/refusal_probe.py'
 ADDRESS_SPACE = 3 * 2**30
 
 

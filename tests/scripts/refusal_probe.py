@@ -10,13 +10,9 @@ file a genuine one: it loads the libraries that a refusal would otherwise be cha
 sets the resource limits.
 """
 import json
-import resource
 import sys
-import time
 
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from peak_memory import measure
 
 
 def unguarded_session(path, backend):
@@ -51,16 +47,7 @@ def main(mode, files):
     from mmext.deploy import DeployError
     load = loader(mode)
     for path in files:
-        before, start = peak_rss_mb(), time.perf_counter()
-        try:
-            load(path)
-            outcome, error = 'loaded', ''
-        except DeployError as exc:
-            outcome, error = 'refused', str(exc)
-        except BaseException as exc:  # MemoryError and the like: what the attack achieved
-            outcome, error = 'error', f'{type(exc).__name__}: {exc}'[:500]
-        print(json.dumps(dict(file=path, outcome=outcome, error=error, seconds=time.perf_counter() - start,
-                              peak_rss_mb_increase=peak_rss_mb() - before)), flush=True)
+        print(json.dumps(dict(file=path, **measure(lambda: load(path), DeployError))), flush=True)
 
 
 if __name__ == '__main__':
