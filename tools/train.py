@@ -1,9 +1,12 @@
 """Train a segmentor or a detector: mmseg's/mmdet's tools/train.py, for mmext and stock configs."""
 import argparse
+import logging
+
+from mmengine.logging import print_log
 
 import mmext  # noqa: F401  (registers the installed hosts; build_runner installs the checkpoint patches)
 from mmext.engine import add_common_args, build_runner, load_config, setup_distributed, teardown_distributed
-from mmext.engine.optim import set_training_precision
+from mmext.engine.optim import optim_wrapper_in
 
 
 def parse_args():
@@ -27,7 +30,14 @@ def main():
     args = parse_args()
     cfg = load_config(args)
 
-    set_training_precision(cfg, amp=args.amp, fp32=args.fp32)
+    if args.fp32:
+        cfg.optim_wrapper = optim_wrapper_in(cfg.optim_wrapper, 'fp32')
+        print_log(f'--fp32: training in fp32 ({cfg.optim_wrapper.type})', logger='current')
+    if args.amp:  # CUDA: fp16 with dynamic loss scaling; CPU: bf16, or an error naming the missing unit
+        if cfg.optim_wrapper.type == 'AmpOptimWrapper':
+            print_log('Mixed precision is already enabled in your config (AmpOptimWrapper).',
+                      logger='current', level=logging.WARNING)
+        cfg.optim_wrapper = optim_wrapper_in(cfg.optim_wrapper, 'mixed')
 
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None

@@ -29,7 +29,7 @@ from mmengine.optim import build_optim_wrapper
 
 import mmext  # noqa: F401  (registers the models and MixedPrecisionOptimWrapper)
 from mmext.analysis import build_model, environment, load_batches, quiet_logs, ratio, time_interleaved
-from mmext.engine.optim import cpu_bf16_flags, set_training_precision
+from mmext.engine.optim import cpu_bf16_flags, optim_wrapper_in
 
 CONFIGS = ('configs/ocr_r50.py', 'configs/pointrend_r50.py', 'configs/dlde_retinanet_r50.py',
            'configs/net2vec_r50.py')
@@ -52,11 +52,11 @@ def time_config(path, repeats, device, profile=False):
     models, wrappers = {}, {}
     for name in ('fp32', 'mixed'):
         models[name] = build_model(cfg, device=device, seed=0).train()
-        wrapper_cfg = Config(dict(optim_wrapper=copy.deepcopy(cfg.optim_wrapper.to_dict())))
-        set_training_precision(wrapper_cfg, fp32=True)  # the recipe's own wrapper, made plain fp32
+        # The recipe's own wrapper, made plain fp32, and then mixed as --amp makes it.
+        wrapper_cfg = optim_wrapper_in(copy.deepcopy(cfg.optim_wrapper.to_dict()), 'fp32')
         if name == 'mixed':
-            set_training_precision(wrapper_cfg, amp=True)
-        wrappers[name] = build_optim_wrapper(models[name], wrapper_cfg.optim_wrapper)
+            wrapper_cfg = optim_wrapper_in(wrapper_cfg, 'mixed')
+        wrappers[name] = build_optim_wrapper(models[name], wrapper_cfg)
     steps = {name: (lambda _, name=name: models[name].train_step(copy.copy(batch), wrappers[name]))
              for name in models}
     times = time_interleaved(steps, repeats=repeats, warmup=2, device=device)

@@ -64,7 +64,7 @@ from mmext.analysis import (build_model, count_flops, dense_peak_gflops, environ
                             peak_memory_bytes, predict, preprocess, quiet_logs, ratio, summarize,
                             time_interleaved, total_loss)
 from mmext.engine import load_analysis_config
-from mmext.engine.optim import set_training_precision
+from mmext.engine.optim import optim_wrapper_in
 
 # Modules next to this script (its folder is sys.path[0] when it runs).
 from head_pairs import BUILTIN, BUILTIN_PAIRS, LABELS, MMEXT, BuiltinHeadPair, DLDEPair, HeadInputs, Size
@@ -167,7 +167,9 @@ def bench_models(cfg: Config, pair: BuiltinHeadPair, args, device: str) -> Dict[
     """Whole models from the config on its embedded data: train steps and batch-1 inference."""
     cfgs = {label: pair.benchmark_config(cfg, label) for label in LABELS}
     for label_cfg in cfgs.values():
-        set_training_precision(label_cfg, amp=args.amp, fp32=args.fp32)
+        if args.amp or args.fp32:
+            precision = 'mixed' if args.amp else 'fp32'
+            label_cfg.optim_wrapper = optim_wrapper_in(label_cfg.optim_wrapper, precision)
     models = {label: build_model(c, device) for label, c in cfgs.items()}
     weights = pair.share_weights(models[MMEXT], models[BUILTIN])
     optims = {label: build_optim_wrapper(models[label], cfgs[label].optim_wrapper) for label in LABELS}

@@ -1,4 +1,5 @@
-"""MixedPrecisionOptimWrapper: bf16 autocast on CPU, refusals, state, and --amp through the tools."""
+"""MixedPrecisionOptimWrapper: CpuBf16OptimWrapper on CPU (bf16 autocast, refusals, state), mmengine's
+AmpOptimWrapper on CUDA, and the config changes of --amp / --fp32."""
 import copy
 
 import pytest
@@ -8,7 +9,9 @@ from mmengine.testing import RunnerTestCase
 
 import mmext  # noqa: F401
 from mmext.engine.optim import mixed_precision
-from mmext.engine.optim.mixed_precision import MixedPrecisionOptimWrapper, cpu_bf16_flags
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmext.engine.optim.mixed_precision import (CpuBf16OptimWrapper, cpu_bf16_flags, optim_wrapper_in,
+                                                wrapper_precision)
 
 HAS_BF16 = bool(cpu_bf16_flags())
 
@@ -46,7 +49,9 @@ def test_cpu_step_runs_in_bf16_and_updates_fp32_weights():
     x = torch.randn(8, 4)
     with wrapper.optim_context(model):
         out = model(x)
-    assert out.dtype == torch.bfloat16 and wrapper.loss_scaler is None
+    assert out.dtype == torch.bfloat16 and type(wrapper) is CpuBf16OptimWrapper
+    assert wrapper_precision(wrapper) == 'bf16'
+    assert wrapper_precision(OptimWrapper(wrapper.optimizer)) == 'fp32'
     loss = out.float().square().mean()
     before = model.weight.detach().clone()
     wrapper.update_params(loss)
@@ -73,7 +78,7 @@ def test_toy_runner_trains_saves_and_resumes_under_bf16():
         cfg.update(resume=True, load_from=f'{cfg.work_dir}/iter_2.pth')
         runner = case.build_runner(cfg)
         runner.train()
-        assert runner.iter == 4 and isinstance(runner.optim_wrapper, MixedPrecisionOptimWrapper)
+        assert runner.iter == 4 and isinstance(runner.optim_wrapper, CpuBf16OptimWrapper)
     finally:
         case.tearDown()
 
@@ -84,7 +89,7 @@ def test_cuda_is_mmengine_amp_optim_wrapper_with_dynamic_loss_scaling(dtype, pre
     model = torch.nn.Linear(4, 3).cuda()
     wrapper = build_optim_wrapper(model, dict(type='MixedPrecisionOptimWrapper', dtype=dtype,
                                               unsupported='fp32', optimizer=dict(type='SGD', lr=0.1)))
-    assert wrapper.device_type == 'cuda' and wrapper.precision == precision
+    assert type(wrapper) is AmpOptimWrapper and wrapper_precision(wrapper) == precision
     assert isinstance(wrapper.loss_scaler, torch.amp.GradScaler)
     with wrapper.optim_context(model):
         out = model(torch.randn(8, 4, device='cuda'))
@@ -103,7 +108,7 @@ def test_recipe_without_bf16_trains_in_fp32_and_says_so(monkeypatch):
     messages = []
     monkeypatch.setattr(mixed_precision, 'print_log', lambda message, **kwargs: messages.append(message))
     model, wrapper = _wrapper(unsupported='fp32')
-    assert wrapper.precision == 'fp32' and wrapper.loss_scaler is None
+    assert type(wrapper) is CpuBf16OptimWrapper and wrapper.precision == 'fp32'
     assert any('no bf16 units' in m and 'training in fp32' in m for m in messages)
     with wrapper.optim_context(model):
         out = model(torch.randn(2, 4))
@@ -121,24 +126,20 @@ def test_recipe_with_bf16_units_trains_in_bf16():
         assert model(torch.randn(2, 4)).dtype == torch.bfloat16
 
 
-def test_amp_and_fp32_flags_set_the_wrapper():
-    from mmengine.config import Config
-    from mmext.engine.optim import set_training_precision
-
-    def cfg(**wrapper):
-        return Config(dict(optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1), **wrapper)))
-
-    plain = cfg(type='OptimWrapper')
-    set_training_precision(plain, amp=True)
-    assert plain.optim_wrapper == dict(type='MixedPrecisionOptimWrapper', loss_scale='dynamic',
-                                       optimizer=dict(type='SGD', lr=0.1))
-    recipe = cfg(type='MixedPrecisionOptimWrapper', unsupported='fp32')
-    set_training_precision(recipe, amp=True)  # --amp demands it: no silent fp32
-    assert recipe.optim_wrapper.unsupported == 'error'
-    recipe = cfg(type='MixedPrecisionOptimWrapper', unsupported='fp32', loss_scale='dynamic')
-    set_training_precision(recipe, fp32=True)
-    assert recipe.optim_wrapper == dict(type='OptimWrapper', optimizer=dict(type='SGD', lr=0.1))
-    with pytest.raises(ValueError, match='--amp needs optim_wrapper.type=OptimWrapper'):
-        set_training_precision(cfg(type='ApexOptimWrapper'), amp=True)
-    with pytest.raises(ValueError, match='exclude each other'):
-        set_training_precision(plain, amp=True, fp32=True)
+def test_precision_changes_only_the_wrapper_type_and_its_keys():
+    optimizer = dict(type='SGD', lr=0.1)
+    plain = dict(type='OptimWrapper', optimizer=optimizer, clip_grad=dict(max_norm=1.0))
+    assert optim_wrapper_in(plain, 'mixed') == dict(plain, type='MixedPrecisionOptimWrapper',
+                                                     loss_scale='dynamic')
+    assert optim_wrapper_in(plain, 'fp32') == plain
+    recipe = dict(type='MixedPrecisionOptimWrapper', unsupported='fp32', loss_scale='dynamic',
+                  optimizer=optimizer)
+    assert optim_wrapper_in(recipe, 'mixed')['unsupported'] == 'error'  # asked for: no silent fp32
+    assert recipe['unsupported'] == 'fp32'  # a copy is returned
+    assert optim_wrapper_in(recipe, 'fp32') == dict(type='OptimWrapper', optimizer=optimizer)
+    amp = dict(type='AmpOptimWrapper', loss_scale=512.0, optimizer=optimizer)
+    assert optim_wrapper_in(amp, 'mixed') == amp
+    with pytest.raises(ValueError, match='needs optim_wrapper.type=OptimWrapper, got ApexOptimWrapper'):
+        optim_wrapper_in(dict(type='ApexOptimWrapper', optimizer=optimizer), 'mixed')
+    with pytest.raises(ValueError, match="'fp32' or 'mixed', got 'bf16'"):
+        optim_wrapper_in(plain, 'bf16')

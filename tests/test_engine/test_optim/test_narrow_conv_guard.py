@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mmext.engine.optim.mixed_precision import MixedPrecisionOptimWrapper, cpu_bf16_flags
+from mmext.engine.optim.mixed_precision import CpuBf16OptimWrapper, cpu_bf16_flags
 from mmext.engine.optim.narrow_conv_guard import guard_narrow_strided_convs, narrower_than_stride
 
 
@@ -71,8 +71,7 @@ def test_a_failing_guarded_layer_leaves_autocast_on():
 @pytest.mark.skipif(not cpu_bf16_flags(), reason='this CPU has no bf16 units: the wrapper trains in fp32')
 def test_the_cpu_wrapper_guards_each_model_once():
     model = nn.Sequential(nn.Conv2d(4, 4, 3, stride=2, padding=1), nn.Flatten(), nn.LazyLinear(1))
-    wrapper = MixedPrecisionOptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-                                         device='cpu')
+    wrapper = CpuBf16OptimWrapper(optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     for _ in range(2):
         with wrapper.optim_context(model):
             out = model(torch.randn(2, 4, 3, 1))
