@@ -5,7 +5,9 @@ from .dataset_folder import DEFAULT_DATA_ROOT, ensure_synthetic_shapes
 
 
 class SynthesizeOnInitMixin:
-    """Mixin for a host dataset class: writes the synthetic shapes into ``data_root`` first.
+    """Mixin for a host dataset class: writes the synthetic shapes into ``data_root`` before the host
+    loads its data list (``full_init``: at construction, or on first use under ``lazy_init=True``, so
+    that reading the metainfo of a lazy dataset writes nothing).
 
     Put it before the host class among the bases, e.g.
     ``class SyntheticShapesCocoDataset(SynthesizeOnInitMixin, CocoDataset)``.
@@ -19,6 +21,10 @@ class SynthesizeOnInitMixin:
 
     def __init__(self, data_root: str = DEFAULT_DATA_ROOT, synthesis: Optional[dict] = dict(),
                  **kwargs):
-        if synthesis is not None:
-            ensure_synthetic_shapes(data_root, **synthesis)
+        self._synthesis_root, self._synthesis = data_root, synthesis
         super().__init__(data_root=data_root, **kwargs)
+
+    def full_init(self):
+        if not self._fully_initialized and self._synthesis is not None:
+            ensure_synthetic_shapes(self._synthesis_root, **self._synthesis)
+        super().full_init()

@@ -1,7 +1,6 @@
 """Export an mmseg / mmdet model built from an mmext config to ONNX with torch's own (dynamo) exporter,
 and write ``deploy.json`` beside it."""
 import contextlib
-import inspect
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -28,8 +27,8 @@ def task_of(cfg: Config) -> str:
 
 
 def test_input_size(cfg: Config) -> Tuple[int, int]:
-    """(H, W) the config tests at: the data preprocessor's ``size``, a test-pipeline ``Resize`` scale
-    or the synthetic dataset's image size (:func:`synthetic_image_size`)."""
+    """(H, W) the config tests at: the data preprocessor's ``size``, or the scale of a ``Resize`` in the
+    test pipeline."""
     size = cfg.model.get('data_preprocessor', {}).get('size')
     if size is not None:
         return tuple(size)
@@ -37,44 +36,17 @@ def test_input_size(cfg: Config) -> Tuple[int, int]:
         if step['type'] == 'Resize' and step.get('scale') is not None:
             width, height = step['scale']  # mmcv scales are (w, h)
             return height, width
-    size = synthetic_image_size(cfg)
-    if size is not None:
-        return size, size
-    raise DeployError('the config gives no test size (data_preprocessor.size, a test Resize scale or '
-                      'synthesis.size); pass --shape H W')
+    raise DeployError('the config gives no test size (data_preprocessor.size or a test Resize scale); '
+                      'pass --shape H W')
 
 
-def dataset_registry(cfg: Config):
-    """mmseg's or mmdet's ``DATASETS``, by the config's scope."""
+def dataset_metainfo(cfg: Config) -> dict:
+    """The test dataset's ``classes`` and ``palette``, read without loading its data (``lazy_init``)."""
     if cfg.default_scope == 'mmseg':
         from mmseg.registry import DATASETS
     else:
         from mmdet.registry import DATASETS
-    return DATASETS
-
-
-def synthesizes_on_init(cfg: Config) -> bool:
-    """Whether the test dataset is one of mmext's synthetic shapes datasets."""
-    from mmext.datasets import SynthesizeOnInitMixin
-    return issubclass(dataset_registry(cfg).get(cfg.test_dataloader.dataset['type']), SynthesizeOnInitMixin)
-
-
-def synthetic_image_size(cfg: Config) -> Optional[int]:
-    """The image side of a synthetic shapes test dataset: its ``synthesis.size``, or the generator's
-    default when ``synthesis`` leaves it out (the embedded configs do); None for other datasets."""
-    from mmext.datasets import ensure_synthetic_shapes
-    synthesis = cfg.test_dataloader.dataset.get('synthesis', {})
-    if synthesis is None or not synthesizes_on_init(cfg):
-        return None
-    return synthesis.get('size', inspect.signature(ensure_synthetic_shapes).parameters['size'].default)
-
-
-def dataset_metainfo(cfg: Config) -> dict:
-    """The test dataset's ``classes`` and ``palette``, read without loading (or synthesising) it."""
-    dataset_cfg = dict(cfg.test_dataloader.dataset, lazy_init=True)
-    if synthesizes_on_init(cfg):
-        dataset_cfg['synthesis'] = None
-    metainfo = dataset_registry(cfg).build(dataset_cfg).metainfo
+    metainfo = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo
     return dict(classes=list(metainfo.get('classes', ())),
                 palette=[list(map(int, c)) for c in metainfo.get('palette', ())])
 

@@ -47,3 +47,14 @@ def test_a_dataset_of_other_parameters_is_refused_not_regenerated(tmp_path):
             SEG_DATASETS.build(dict(build, synthesis=dict(num_train=2, num_val=1, size=SIZE)))
         assert (root / 'meta.json').read_bytes() == meta
         assert len(SEG_DATASETS.build(dict(build, synthesis=None))) == 2  # read as it is
+
+
+def test_a_lazy_dataset_gives_its_metainfo_and_synthesizes_on_first_use(tmp_path):
+    root = tmp_path / 'shapes'
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        seg = SEG_DATASETS.build(
+            dict(type='SyntheticShapesDataset', data_root=str(root), lazy_init=True,
+                 synthesis=dict(num_train=2, num_val=1, size=SIZE),
+                 data_prefix=dict(img_path='img_dir/train', seg_map_path='ann_dir/train'), pipeline=[]))
+    assert seg.metainfo['classes'] == CLASSES and not root.exists()
+    assert len(seg) == 2 and (root / 'meta.json').is_file()  # __len__ runs full_init

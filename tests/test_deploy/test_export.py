@@ -34,8 +34,8 @@ def test_untranslatable_op_names_module_and_op(tmp_path):
 
 @pytest.mark.parametrize('config, size', [
     ('configs/ocr_r50.py', (128, 128)),                                 # data_preprocessor.size
-    ('configs/dlde_retinanet_r50.py', (128, 128)),                      # the generator's default size
-    ('tests/configs/dlde_tiny.py', (64, 64)),                           # synthesis.size
+    ('configs/dlde_retinanet_r50.py', (128, 128)),                      # the test Resize scale
+    ('tests/configs/dlde_tiny.py', (64, 64)),                           # the tiny overlay's Resize
     ('configs/dlde/dlde_retinanet_r50_fpn_1x_coco.py', (800, 1333)),    # the test Resize scale (w, h)
     ('configs/ocrnet/ocrnet_r50-d8_4xb2-40k_cityscapes-512x1024.py', (512, 1024)),
 ])
@@ -44,7 +44,6 @@ def test_default_export_size_is_the_configs_test_size(config, size):
 
     from mmengine.config import Config
 
-    import mmext  # noqa: F401  (registers the synthetic datasets)
     from mmext.deploy.export import test_input_size
     cfg = Config.fromfile(Path(__file__).resolve().parents[2] / config)
     assert test_input_size(cfg) == size

@@ -11,7 +11,7 @@ train_pipeline = [
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale_factor=1.0, keep_ratio=True),  # a no-op that records scale_factor
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),  # the images' size: the export size, scale 1
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
