@@ -1,6 +1,7 @@
 """Pure tensor functions behind the mmext methods (no registries, no OpenMMLab imports)."""
 from .boundary_iou import boundary_intersect_and_union, class_boundary_iou, inner_boundary
-from .checks import ClassCountError, check_boxes, check_class_count, check_label_range
+from .checks import (ClassCountError, check_boxes, check_class_count, check_coarse_logits,
+                     check_feature_channels, check_label_range, check_no_init_override, check_required_keys)
 from .directional import (anchor_embedding_norms, class_embedding_sums, cosine_map_to_means,
                           cosine_to_means, ema_update_means, gather_unit_embeddings, means_from_sums,
                           modified_sigmoid, modified_sigmoid_log_prob, modified_sigmoid_logit,
@@ -17,7 +18,8 @@ from .precision import computed_in_fp32
 
 __all__ = [
     'inner_boundary', 'boundary_intersect_and_union', 'class_boundary_iou',
-    'ClassCountError', 'check_class_count', 'check_label_range', 'check_boxes',
+    'ClassCountError', 'check_class_count', 'check_label_range', 'check_boxes', 'check_feature_channels',
+    'check_coarse_logits', 'check_required_keys', 'check_no_init_override',
     'unit_embeddings', 'cosine_to_means', 'anchor_embedding_norms', 'cosine_map_to_means',
     'gather_unit_embeddings', 'modified_sigmoid_log_prob', 'modified_sigmoid',
     'modified_sigmoid_logit',

@@ -11,7 +11,7 @@ from mmdet.registry import MODELS
 from mmdet.structures.bbox import cat_boxes
 from mmengine import dist
 
-from mmext.ops.checks import check_boxes, check_label_range
+from mmext.ops.checks import check_no_init_override
 from mmext.ops.directional import (anchor_embedding_norms, class_embedding_sums, cosine_map_to_means,
                                    ema_update_means, gather_unit_embeddings, means_from_sums,
                                    modified_sigmoid_logit)
@@ -54,7 +54,8 @@ class DLDEHead(RetinaHead):
       last interval (torchsight never clears them).
 
     Ground truth of zero width or height is dropped before assignment (see :meth:`_usable_gt`);
-    boxes with NaN/Inf or x2 < x1, and labels outside [0, num_classes), raise a ``ValueError``.
+    ``DetClassCheckHook`` refuses boxes with NaN/Inf or x2 < x1, and labels outside [0, num_classes),
+    once per training batch.
 
     ``forward`` returns the per-level embedding maps in the place of RetinaHead's class scores;
     :meth:`embeddings_to_logits` turns them into scores with the current means.
@@ -64,9 +65,8 @@ class DLDEHead(RetinaHead):
         in_channels (int): channels of the FPN levels.
         stacked_convs, conv_cfg, norm_cfg, anchor_generator: as ``RetinaHead``'s, in its order and
             with its defaults.
-        init_cfg (dict): RetinaHead's without its ``retina_cls`` override (refused, see
-            :func:`_check_init_cfg`): N(0, 0.01) for every conv, biases 0. Positional, fifth, as in
-            ``RetinaHead``.
+        init_cfg (dict): RetinaHead's without its ``retina_cls`` override (refused: DLDE has no logit
+            prior): N(0, 0.01) for every conv, biases 0. Positional, fifth, as in ``RetinaHead``.
         embedding_size (int): dimension E of the anchor embeddings, >= 2. Default: 256.
         means_update (str): 'batch' or 'manual'. Default: 'batch'.
         means_lr (float): EMA rate of the 'batch' mode, in (0, 1]. Default: 0.1.
@@ -82,7 +82,15 @@ class DLDEHead(RetinaHead):
                  init_cfg: dict = dict(type='Normal', layer='Conv2d', std=0.01), *,
                  embedding_size: int = 256, means_update: str = 'batch', means_lr: float = 0.1,
                  init_weight: float = 7.0, init_bias: float = -0.5, **kwargs):
-        _check_init_cfg(init_cfg)
+        # RetinaHead's retina_cls override sets a logit prior (bias_prob); DLDE's classifier retina_emb
+        # outputs embedding directions, which a shared bias of -log(99) would point all one way. DLDE's
+        # prior is the modified sigmoid's: p = 0.0302 for every class at the start.
+        check_no_init_override(
+            init_cfg, 'retina_cls', 'DLDEHead',
+            "RetinaHead's classifier, which DLDEHead replaces by the embedding conv 'retina_emb'; bias_prob "
+            '(a logit prior) does not apply to embeddings. Leave init_cfg out (the default is '
+            "dict(type='Normal', layer='Conv2d', std=0.01)) or name the embedding conv: "
+            "override=dict(type='Normal', name='retina_emb', std=0.01).")
         if means_update not in MEANS_UPDATES:
             raise ValueError(f"DLDEHead: means_update={means_update!r}, expected one of {MEANS_UPDATES}")
         if not 0 < means_lr <= 1:
@@ -203,17 +211,15 @@ class DLDEHead(RetinaHead):
         return dict(loss_cls=losses_cls, loss_bbox=losses_bbox)
 
     def _usable_gt(self, gt_instances):
-        """Refuse malformed ground truth and drop the boxes of zero width or height.
+        """The ground truth without the boxes of zero width or height (malformed boxes and labels out of
+        range are refused once per batch by ``DetClassCheckHook``).
 
         mmdet's MaxIoUAssigner (``min_pos_iou=0``) would make every anchor a positive of a zero-area
         box (all of them have IoU 0 with it): an infinite box target (log 0) and a class mean pulled
         towards all anchors. Such boxes arise from crops; they carry no object, as in mmdet's
         ``FilterAnnotations``.
         """
-        check_label_range(gt_instances.labels, self.num_classes, 'DLDEHead',
-                          fix='set bbox_head.num_classes to the number of classes of the dataset')
         boxes = getattr(gt_instances.bboxes, 'tensor', gt_instances.bboxes)
-        check_boxes(boxes, 'DLDEHead')
         keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         return gt_instances if bool(keep.all()) else gt_instances[keep]
 
@@ -256,22 +262,3 @@ class DLDEHead(RetinaHead):
         """RetinaHead's post-processing on ``logit(p)``; its sigmoid makes the scores p."""
         return super().predict_by_feat([self.embeddings_to_logits(e) for e in embedding_maps],
                                        bbox_preds, *args, **kwargs)
-
-
-def _check_init_cfg(init_cfg) -> None:
-    """Refuse RetinaHead's ``retina_cls`` override, whose layer DLDEHead replaces.
-
-    Its ``bias_prob`` sets the classification logits' prior, but DLDE's classifier ``retina_emb``
-    outputs embedding directions: a shared bias of -log(99) would point every embedding the same
-    way. DLDE's prior is the modified sigmoid's, p = 0.0302 for every class at the start.
-    """
-    for cfg in init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]:
-        overrides = (cfg or {}).get('override') or []
-        for override in overrides if isinstance(overrides, (list, tuple)) else [overrides]:
-            if override.get('name') == 'retina_cls':
-                raise ValueError(
-                    "DLDEHead: init_cfg overrides 'retina_cls', RetinaHead's classifier, which DLDEHead "
-                    "replaces by the embedding conv 'retina_emb'; bias_prob (a logit prior) does not "
-                    'apply to embeddings. Leave init_cfg out (the default is '
-                    "dict(type='Normal', layer='Conv2d', std=0.01)) or name the embedding conv: "
-                    "override=dict(type='Normal', name='retina_emb', std=0.01).")

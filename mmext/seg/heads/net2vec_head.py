@@ -11,7 +11,7 @@ from mmseg.registry import MODELS
 from mmext.ops.iou_encoding import intersect_decode, iou_encode, proto_size
 from mmext.ops.net2vec import concept_masks
 from .decode_loss import sum_loss_decode
-from .validation import check_feature_channels, check_label_range
+from mmext.ops.checks import check_feature_channels
 
 ENCODING_KEYS = ('kernel_size', 'proto_shape', 'smooth')
 PROBABILITY_EPS = 1e-6  # decoded probabilities are clamped to [eps, 1 - eps] before their logit
@@ -98,14 +98,13 @@ class Net2VecHead(BaseDecodeHead):
     def forward(self, inputs: List[torch.Tensor]) -> torch.Tensor:
         """Multi-level features -> (N, C, h, w) concept logits on the ``in_index`` level's grid."""
         feats = self._transform_inputs(inputs)
-        check_feature_channels(feats, self)
+        check_feature_channels(feats, self.in_channels, self.in_index, type(self).__name__)
         return self.cls_seg(feats)
 
     def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples) -> dict:
         """``loss_decode`` of the logits, upsampled to the label grid, against the encoded concept
         masks (:func:`encoded_concept_targets`); ``ignore_index`` pixels get weight 0."""
         labels = self._stack_batch_gt(batch_data_samples).squeeze(1)  # (N, H, W)
-        check_label_range(labels, self)
         targets, weight = encoded_concept_targets(labels, self.out_channels, self.ignore_index, self.encoding)
         seg_logits = resize(seg_logits, size=labels.shape[1:], mode='bilinear',
                             align_corners=self.align_corners)

@@ -10,7 +10,7 @@ from mmseg.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmext.ops import object_context, spatial_gather
-from .validation import check_coarse_logits, check_feature_channels
+from mmext.ops.checks import check_coarse_logits, check_feature_channels
 
 
 class SpatialGather(nn.Module):
@@ -111,9 +111,9 @@ class ObjectContextHead(BaseCascadeDecodeHead):
     def forward(self, inputs: List[torch.Tensor],
                 prev_output: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Multi-level features and (B, K, h, w) coarse logits -> (B, num_classes, H, W) logits."""
-        check_coarse_logits(prev_output, self, first_stage='FCNHead')
+        check_coarse_logits(prev_output, type(self).__name__, first_stage='FCNHead')
         x = self._transform_inputs(inputs)
-        check_feature_channels(x, self)
+        check_feature_channels(x, self.in_channels, self.in_index, type(self).__name__)
         feats = self.bottleneck(x)
         if prev_output.shape[2:] != feats.shape[2:]:
             prev_output = resize(prev_output, size=feats.shape[2:], mode='bilinear',

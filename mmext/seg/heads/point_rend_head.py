@@ -13,17 +13,10 @@ from mmext.ops.point_rend import (point_labels, point_sample, scatter_point_logi
                                   uncertain_point_coords_with_randomness,
                                   uncertain_point_indices_on_grid)
 from .decode_loss import sum_loss_decode
-from .validation import check_coarse_logits, check_feature_channels
+from mmext.ops.checks import check_coarse_logits, check_feature_channels, check_required_keys
 
 TRAIN_CFG_KEYS = ('num_points', 'oversample_ratio', 'importance_sample_ratio')
 TEST_CFG_KEYS = ('subdivision_steps', 'subdivision_num_points', 'scale_factor')
-
-
-def _require_keys(cfg, keys: Tuple[str, ...], where: str, example: str) -> None:
-    missing = [k for k in keys if cfg is None or k not in cfg]
-    if missing:
-        raise KeyError(f'PointRendHead needs {where}.{"/".join(missing)}; '
-                       f'for instance {where}=dict({example})')
 
 
 @MODELS.register_module()
@@ -108,9 +101,10 @@ class PointRendHead(BaseCascadeDecodeHead):
         return self.forward(fine, point_sample(coarse_logits, coords, self.align_corners))
 
     def _fine_feats(self, inputs: List[torch.Tensor], prev_output) -> List[torch.Tensor]:
-        check_coarse_logits(prev_output, self, first_stage='FPNHead', num_classes=self.num_classes)
+        check_coarse_logits(prev_output, type(self).__name__, first_stage='FPNHead',
+                            num_classes=self.num_classes)
         fine_feats = self._transform_inputs(inputs)
-        check_feature_channels(fine_feats, self)
+        check_feature_channels(fine_feats, self.in_channels, self.in_index, type(self).__name__)
         return fine_feats
 
     def loss(self, inputs: List[torch.Tensor], prev_output: torch.Tensor,
@@ -121,7 +115,7 @@ class PointRendHead(BaseCascadeDecodeHead):
         error instead of a missing-argument one.
         """
         fine_feats = self._fine_feats(inputs, prev_output)
-        _require_keys(train_cfg, TRAIN_CFG_KEYS, 'model.train_cfg',
+        check_required_keys(train_cfg, TRAIN_CFG_KEYS, 'PointRendHead', 'model.train_cfg',
                       'num_points=2048, oversample_ratio=3, importance_sample_ratio=0.75')
         try:
             coords = uncertain_point_coords_with_randomness(
@@ -161,7 +155,7 @@ class PointRendHead(BaseCascadeDecodeHead):
             coords: per step, the (B, P, 2) refined points in [0, 1] x [0, 1].
         """
         fine_feats = self._fine_feats(inputs, prev_output)
-        _require_keys(test_cfg, TEST_CFG_KEYS, 'model.test_cfg',
+        check_required_keys(test_cfg, TEST_CFG_KEYS, 'PointRendHead', 'model.test_cfg',
                       "mode='whole', subdivision_steps=2, subdivision_num_points=8192, scale_factor=2")
         steps, num_points = test_cfg['subdivision_steps'], test_cfg['subdivision_num_points']
         if not (isinstance(steps, int) and steps >= 0 and isinstance(num_points, int) and num_points >= 1):

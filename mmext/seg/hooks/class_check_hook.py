@@ -5,8 +5,7 @@ from mmengine.model import is_model_wrapper
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.registry import HOOKS
 
-from mmext.ops import check_class_count
-from ..heads.validation import check_label_range
+from mmext.ops import check_class_count, check_label_range
 
 
 def _decode_heads(runner):
@@ -56,4 +55,5 @@ class SegClassCheckHook(Hook):
             return
         labels = torch.cat([label.flatten() for label in labels])
         for _, head in self._decode_heads(runner):
-            check_label_range(labels, head)
+            check_label_range(labels, head.num_classes, type(head).__name__, ignore_index=head.ignore_index,
+                              fix="set the heads' num_classes to the number of classes of the dataset")

@@ -5,7 +5,6 @@ import torch
 import torch.nn as nn
 from mmseg.registry import MODELS
 
-from mmext.ops.checks import check_label_range
 from mmext.ops.net2vec import concept_masks, net2vec_loss
 
 
@@ -74,7 +73,7 @@ class Net2VecLoss(nn.Module):
                                  f'the logits {tuple(pred.shape)}')
             pixel_weight = torch.ones_like(pred) if weight is None else weight.to(pred.dtype).expand_as(pred)
             return (target > self.target_thresh).to(pred.dtype), pixel_weight
-        check_label_map(pred, target, ignore_index)
+        check_label_map_shape(pred, target)
         masks, labelled = concept_masks(target, pred.shape[1], ignore_index)
         pixel_weight = labelled.to(pred.dtype)
         if weight is not None:
@@ -113,14 +112,12 @@ class Net2VecLoss(nn.Module):
         return self._loss_name
 
 
-def check_label_map(pred: torch.Tensor, labels: torch.Tensor, ignore_index: int) -> None:
-    """Raise unless ``labels`` is an (N, H, W) map of ids the (N, C, H, W) logits have channels for
-    (0..C-1, or 0 and 1 for a binary C = 1 head) or ``ignore_index``."""
-    n, c, h, w = pred.shape
+def check_label_map_shape(pred: torch.Tensor, labels: torch.Tensor) -> None:
+    """Raise unless ``labels`` is an (N, H, W) map for the (N, C, H, W) logits. Its ids are not checked
+    here (a host synchronisation per call): ``SegClassCheckHook`` refuses ids outside 0..num_classes-1
+    other than ``ignore_index`` once per training batch; unchecked, such ids count as background for
+    every channel."""
+    n, _, h, w = pred.shape
     if tuple(labels.shape) != (n, h, w):
         raise ValueError(f'Net2VecLoss: a label map must have shape (N, H, W) = {(n, h, w)} for logits of '
                          f'shape (N, C, H, W) = {tuple(pred.shape)}, got {tuple(labels.shape)}')
-    # A binary head (C = 1, mmseg's out_channels=1) scores label 1 against label 0.
-    check_label_range(labels, max(c, 2), 'Net2VecLoss', ignore_index=ignore_index,
-                      fix=f"the logits have {c} channels; set the head's num_classes (and out_channels) "
-                      'to the number of classes of the dataset')

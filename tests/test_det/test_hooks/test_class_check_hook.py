@@ -56,3 +56,40 @@ def test_det_num_classes_mismatch_refused(tiny_runner, mode):
                          runtime='det_runtime')
     with pytest.raises(AssertionError, match=r'num_classes.*\b3\b.*\b5\b'):  # mmdet's check
         getattr(runner, mode)()
+
+
+# -- the ground truth of every training batch, once (never again inside a head) ------------------------
+
+def _batch(*instances):
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    samples = [DetDataSample(gt_instances=InstanceData(bboxes=torch.tensor(boxes).reshape(-1, 4),
+                                                       labels=torch.tensor(labels, dtype=torch.long)))
+               for boxes, labels in instances]
+    return dict(inputs=[], data_samples=samples)
+
+
+def test_well_formed_ground_truth_passes_and_empty_images_too():
+    batch = _batch(([[0.0, 0.0, 4.0, 2.0], [1.0, 1.0, 1.0, 3.0]], [0, 2]), ([], []))
+    DetClassCheckHook().before_train_iter(_runner(), 0, batch)
+
+
+def test_label_at_num_classes_names_the_head():
+    with pytest.raises(ValueError) as error:
+        DetClassCheckHook().before_train_iter(_runner(), 0, _batch(([[0.0, 0.0, 4.0, 2.0]] * 2, [1, 2]),
+                                                                   ([[0.0, 0.0, 4.0, 2.0]], [3])))
+    assert str(error.value) == (
+        'DetClassCheckHook (model.roi_head.bbox_head): the ground-truth label 3 is out of range: labels '
+        'span 1..3, but num_classes=3 allows 0..2; set num_classes to the number of classes of the '
+        'dataset in every head.')
+
+
+@pytest.mark.parametrize('boxes, labels, match', [
+    ([[30.0, 12.0, 10.0, 40.0]], [1], r'^DetClassCheckHook: a ground-truth box has x2 < x1 or y2 < y1.*'
+                                      r'not \(x, y, w, h\)'),
+    ([[0.0, 0.0, 4.0, 2.0]], [-1], r'labels span -1\.\.-1, but num_classes=3 allows 0\.\.2'),
+], ids=['inverted-box', 'negative-label'])
+def test_malformed_ground_truth_is_refused(boxes, labels, match):
+    with pytest.raises(ValueError, match=match):
+        DetClassCheckHook().before_train_iter(_runner(), 0, _batch((boxes, labels)))
+
