@@ -14,8 +14,6 @@ share of eager's boxes of score >= 0.3 that the path also keeps with the same la
 Writes ``benchmark_deploy.json``, ``.md`` and ``.png`` (speed-ups over eager).
 """
 import argparse
-import json
-import os
 import os.path as osp
 import statistics
 import tempfile
@@ -25,7 +23,7 @@ import torch
 from mmengine.config import Config
 
 import mmext  # noqa: F401
-from mmext.analysis import build_model, environment, quiet_logs, ratio, time_interleaved
+from mmext.analysis import build_model, markdown_table, quiet_logs, ratio, time_interleaved, write_report
 from mmext.deploy import DeployedModel, export_model
 from mmext.deploy.export import task_of, test_input_size
 from mmext.engine.optim import cpu_bf16_flags
@@ -122,21 +120,19 @@ def bench_one(path, cfg, checkpoint, size, repeats):
 
 
 def markdown(results, summary):
-    lines = [f'Batch-1 latency, median of interleaved runs; {summary}', '',
-             '| config | size | path | latency (ms) | images/s | speed-up over eager | agreement |',
-             '|---|---|---|---|---|---|---|']
-    for result in results:
-        for row in result['rows']:
-            lines.append(f'| {osp.basename(result["config"])} | {result["size"][0]}x{result["size"][1]} | '
-                         f'{row["path"]} | {1000 * row["median_seconds"]:.0f} | '
-                         f'{row["images_per_second"]:.2f} | {row["speedup_over_eager"]:.2f}x | '
-                         f'{percent(row["agreement_with_eager"])} |')
+    lines = [f'Batch-1 latency, median of interleaved runs; {summary}', '']
+    lines += markdown_table(
+        ['config', 'size', 'path', 'latency (ms)', 'images/s', 'speed-up over eager', 'agreement'],
+        [[osp.basename(result['config']), f'{result["size"][0]}x{result["size"][1]}', row['path'],
+          f'{1000 * row["median_seconds"]:.0f}', f'{row["images_per_second"]:.2f}',
+          f'{row["speedup_over_eager"]:.2f}x', percent(row['agreement_with_eager'])]
+         for result in results for row in result['rows']])
     relative = relative_speedups(results)
     if relative:
-        lines += ['', 'Speed-up over eager relative to the first config of the same task and size:', '',
-                  '| config | size | path | relative speed-up |', '|---|---|---|---|']
-        lines += [f'| {osp.basename(config)} | {size} | {path} | {value:.3f} |'
-                  for (config, size, path), value in relative.items()]
+        lines += ['', 'Speed-up over eager relative to the first config of the same task and size:', '']
+        lines += markdown_table(['config', 'size', 'path', 'relative speed-up'],
+                                [[osp.basename(config), size, path, f'{value:.3f}']
+                                 for (config, size, path), value in relative.items()])
     return '\n'.join(lines) + '\n'
 
 
@@ -206,13 +202,8 @@ def main():
         for size in sizes:
             results.append(bench_one(path, cfg, checkpoint, size, args.repeats))
             print(markdown(results[-1:], summary).split('\n', 4)[-1], flush=True)
-    os.makedirs(args.out_dir, exist_ok=True)
-    stem = osp.join(args.out_dir, 'benchmark_deploy')
-    with open(f'{stem}.json', 'w') as f:
-        json.dump(dict(environment=environment(), results=results), f, indent=1)
-    with open(f'{stem}.md', 'w') as f:
-        f.write(markdown(results, summary))
-    bar_chart(results, f'{stem}.png')
+    write_report(args.out_dir, 'benchmark_deploy', dict(results=results), markdown(results, summary),
+                 chart=lambda path: bar_chart(results, path))
     print(markdown(results, summary))
 
 

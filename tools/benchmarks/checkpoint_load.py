@@ -14,7 +14,6 @@ first). Prints, and writes ``checkpoint_load_<contents>.json`` with the medians,
 torch per round, the file and data.pkl sizes. Results: docs/benchmarks.md, section 4.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import statistics
@@ -27,7 +26,7 @@ from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 
 import mmext  # noqa: F401  (registers the models; installs the restricted loader)
-from mmext.analysis import build_model, environment, quiet_logs, ratio, time_interleaved
+from mmext.analysis import build_model, environment, quiet_logs, ratio, time_interleaved, write_report
 from mmext.engine.checkpoint import load_checkpoint_file
 from mmext.engine.checkpoint.allow_list import checkpoint_globals_allowed
 
@@ -87,9 +86,7 @@ def main():
           f'torch {medians["torch"]:.3f} s, mmext {medians["mmext"]:.3f} s (medians of {args.repeats}); '
           f'mmext / torch per round: median {result["mmext_over_torch"]["median"]:.3f}, '
           f'range {ratios[0]:.3f}-{ratios[-1]:.3f}')
-    os.makedirs(args.out_dir, exist_ok=True)
-    with open(osp.join(args.out_dir, f'checkpoint_load_{args.contents}.json'), 'w') as f:
-        json.dump(result, f, indent=2)
+    write_report(args.out_dir, f'checkpoint_load_{args.contents}', result)
 
 
 if __name__ == '__main__':

@@ -4,7 +4,7 @@
         [--dlde-runs 'work_dirs/dlde_r50_e{e}_fp32_seed{seed}']
         [--dlde-variants 'means_lr 0.01=work_dirs/dlde_r50_e{e}_mlr0.01_fp32_seed{seed}' ...]
         [--retinanet-runs 1200='work_dirs/retinanet_r50_fp32_seed{seed}' ...]
-        [--model-steps 10] [--repeats 5] [--amp] [--costs-from docs/dlde_sweep.json]
+        [--model-steps 10] [--repeats 5] [--amp] [--costs-from tools/benchmarks/results/dlde_sweep.json]
         [--out-dir work_dirs/benchmarks/dlde_sweep]
 
 For each ``embedding_size`` E, ``configs/dlde_retinanet_r50.py`` with that E against
@@ -26,7 +26,6 @@ a RetinaNet run of N iterations costs N / 1200. Writes ``dlde_sweep.json``, ``.m
 import argparse
 import glob
 import json
-import os
 import os.path as osp
 import statistics
 import sys
@@ -38,7 +37,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # head_pairs, benchmark_
 from benchmark_heads import bench_heads, bench_models, parse_size  # noqa: E402
 from head_pairs import BUILTIN, BUILTIN_PAIRS, MMEXT  # noqa: E402
 
-from mmext.analysis import environment, quiet_logs  # noqa: E402
+from mmext.analysis import environment, quiet_logs, write_report  # noqa: E402
 
 DLDE_CONFIG = 'configs/dlde_retinanet_r50.py'
 BASE_ITERS = 1200
@@ -197,13 +196,7 @@ def main():
         print(markdown(dict(result, sizes=[row], retinanet={})).splitlines()[-1], flush=True)
     for iters, pattern in labelled(args.retinanet_runs).items():
         result['retinanet'][iters] = seeds_map(pattern, args.seeds)
-    os.makedirs(args.out_dir, exist_ok=True)
-    stem = osp.join(args.out_dir, 'dlde_sweep')
-    with open(f'{stem}.json', 'w') as f:
-        json.dump(result, f, indent=1)
-    with open(f'{stem}.md', 'w') as f:
-        f.write(markdown(result))
-    plot(result, f'{stem}.png')
+    write_report(args.out_dir, 'dlde_sweep', result, markdown(result), chart=lambda path: plot(result, path))
     print(markdown(result))
 
 

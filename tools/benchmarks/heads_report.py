@@ -3,11 +3,12 @@ mmext / built-in ratios as a bar chart (PNG).
 
 Imported by the scripts next to it (``python tools/benchmarks/X.py`` puts this folder on ``sys.path``).
 """
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from head_pairs import LABELS
+
+from mmext.analysis import markdown_table, write_report
 
 MIB = 2**20
 
@@ -30,12 +31,6 @@ def _size(rec: dict) -> str:
     return dims if size['name'][0].isdigit() else f'{size["name"]} {dims}'
 
 
-def _table(header: List[str], rows: List[List[str]]) -> List[str]:
-    """Markdown table lines."""
-    return ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] + \
-        ['| ' + ' | '.join(row) + ' |' for row in rows]
-
-
 def head_table(out: dict) -> List[str]:
     """Latency and memory of every head workload, with the mmext / built-in ratios."""
     rows = [[name, _size(rec), kind, _ms(w['mmext']['seconds']), _ms(w['builtin']['seconds']),
@@ -43,8 +38,8 @@ def head_table(out: dict) -> List[str]:
              _mib(w['builtin']['peak_bytes']), f'**{w["ratio"]["memory"]:.3f}**', _diff(w['max_abs_diff'])]
             for name, records in out['heads'].items() for rec in records
             for kind, w in rec['workloads'].items()]
-    return _table(['method', 'size', 'workload', 'mmext ms', 'built-in ms', '**time ratio**', 'mmext MiB',
-                   'built-in MiB', '**memory ratio**', 'max abs diff'], rows)
+    return markdown_table(['method', 'size', 'workload', 'mmext ms', 'built-in ms', '**time ratio**',
+                           'mmext MiB', 'built-in MiB', '**memory ratio**', 'max abs diff'], rows)
 
 
 def gflops_table(out: dict) -> List[str]:
@@ -55,7 +50,7 @@ def gflops_table(out: dict) -> List[str]:
              f'{100 * w["gflops_per_s"] / peak:.0f} %']
             for records in out['heads'].values() for rec in records
             for label, w in ((lb, rec['workloads']['forward'][lb]) for lb in LABELS)]
-    return _table(['head', 'size', 'GFLOP', 'median ms', 'GFLOP/s', '% of dense peak'], rows)
+    return markdown_table(['head', 'size', 'GFLOP', 'median ms', 'GFLOP/s', '% of dense peak'], rows)
 
 
 def scaling_table(out: dict) -> List[str]:
@@ -65,8 +60,8 @@ def scaling_table(out: dict) -> List[str]:
              _ms(w['mmext']['seconds']), _ms(w['builtin']['seconds']), f'**{w["ratio"]["time"]:.3f}**',
              _mib(w['mmext']['peak_bytes']), _mib(w['builtin']['peak_bytes'])]
             for rec in out['pointrend_scaling'] for w in [rec['workloads']['inference']]]
-    return _table(['image', 'fine features', 'mmext ms', 'built-in ms', '**time ratio**', 'mmext MiB',
-                   'built-in MiB'], rows)
+    return markdown_table(['image', 'fine features', 'mmext ms', 'built-in ms', '**time ratio**',
+                           'mmext MiB', 'built-in MiB'], rows)
 
 
 def model_table(out: dict) -> List[str]:
@@ -75,8 +70,9 @@ def model_table(out: dict) -> List[str]:
              f'**{t["ratio"]["memory"]:.3f}**', f'{i["mmext"]["images_per_s"]:.2f}',
              f'{i["builtin"]["images_per_s"]:.2f}', f'**{i["ratio"]["time"]:.3f}**']
             for name, rec in out['models'].items() for t, i in [(rec['train_step'], rec['inference'])]]
-    return _table(['method', 'train step mmext ms', 'built-in ms', '**time ratio**', '**memory ratio**',
-                   'inference mmext img/s', 'built-in img/s', '**latency ratio**'], rows)
+    return markdown_table(['method', 'train step mmext ms', 'built-in ms', '**time ratio**',
+                           '**memory ratio**', 'inference mmext img/s', 'built-in img/s',
+                           '**latency ratio**'], rows)
 
 
 def markdown(result: Dict[str, Any]) -> str:
@@ -125,8 +121,7 @@ def ratio_rows(result: Dict[str, Any]) -> List[Tuple[str, float, float]]:
 
 
 def bar_chart(result: Dict[str, Any], path: Path) -> None:
-    """Horizontal bars of the time and memory ratios, with the parity line at 1 and the goals
-    0.9 (train step) and 0.8 (head latency)."""
+    """Horizontal bars of the time and memory ratios, with the parity line at 1."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -137,13 +132,12 @@ def bar_chart(result: Dict[str, Any], path: Path) -> None:
         bars = ax.barh(range(len(rows)), values,
                        color=['tab:green' if v <= 1 else 'tab:red' for v in values])
         ax.bar_label(bars, fmt='%.2f', fontsize=7, padding=2)
-        for x, style in ((1.0, '-'), (0.9, ':'), (0.8, '--')):
-            ax.axvline(x, color='black', linestyle=style, linewidth=0.8)
+        ax.axvline(1.0, color='black', linewidth=0.8)
         ax.set_xlabel(f'{title} ratio mmext / built-in')
         ax.set_title(f'{title}: below 1, mmext is cheaper', fontsize=10)
     axes[0].set_yticks(range(len(rows)), [row[0] for row in rows], fontsize=8)
     axes[0].invert_yaxis()
-    fig.suptitle('mmext heads vs built-in (lines: 1, goals 0.9 and 0.8)')
+    fig.suptitle('mmext heads vs built-in (line: parity at 1)')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -151,11 +145,7 @@ def bar_chart(result: Dict[str, Any], path: Path) -> None:
 
 def write_outputs(result: Dict[str, Any], out_dir: Path) -> Dict[str, Path]:
     """JSON, markdown and PNG of a result under ``out_dir``; returns their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {ext: out_dir / f'benchmark_heads.{ext}' for ext in ('json', 'md', 'png')}
-    paths['json'].write_text(json.dumps(result, indent=1, default=str))
-    paths['md'].write_text(markdown(result))
-    bar_chart(result, paths['png'])
-    return paths
+    return write_report(out_dir, 'benchmark_heads', result, markdown(result),
+                        chart=lambda path: bar_chart(result, path))
 
 

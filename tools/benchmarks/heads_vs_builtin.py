@@ -29,6 +29,8 @@ from pathlib import Path
 # Modules next to this script (its folder is sys.path[0] when it runs).
 from head_pairs import PAIRS
 
+from mmext.analysis import write_report
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -103,7 +105,7 @@ def main():
         values = [r[key] for r in rows if r['head'] == run.name]
         print(f'{run.name:26s} mean {key} {sum(values) / len(values):6.2f} over seeds {args.seeds}: '
               f'{", ".join(f"{v:.2f}" for v in values)}')
-    (out / f'{args.method}_vs_builtin.json').write_text(json.dumps(rows, indent=1))
+    write_report(out, f'{args.method}_vs_builtin', dict(method=args.method, seeds=args.seeds, runs=rows))
 
 
 if __name__ == '__main__':
