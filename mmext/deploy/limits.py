@@ -9,9 +9,9 @@ user who needs more raises a bound for one model, or for a process through the e
     MMEXT_DEPLOY_LIMITS="max_tensor_bytes=1073741824" tools/deploy/infer.py ...
 """
 import dataclasses
-import os
 from typing import Optional
 
+from mmext.limits import limits_from_environment
 from .spec import DeployError
 
 ENV_VAR = 'MMEXT_DEPLOY_LIMITS'
@@ -29,21 +29,6 @@ class DeployLimits:
     max_image_pixels: int = 2**26
 
 
-def _from_environment() -> DeployLimits:
-    text = os.environ.get(ENV_VAR, '').strip()
-    if not text:
-        return DeployLimits()
-    names = {field.name for field in dataclasses.fields(DeployLimits)}
-    overrides = {}
-    for item in text.split(','):
-        name, _, value = item.partition('=')
-        if name.strip() not in names or not value.strip().isdigit():
-            raise DeployError(f'{ENV_VAR}={text!r}: expected comma-separated name=integer items with '
-                              f'names from {sorted(names)}')
-        overrides[name.strip()] = int(value)
-    return DeployLimits(**overrides)
-
-
 def deploy_limits(limits: Optional[DeployLimits] = None) -> DeployLimits:
     """``limits`` if given, else the environment's (:data:`ENV_VAR`), else the defaults."""
-    return limits if limits is not None else _from_environment()
+    return limits if limits is not None else limits_from_environment(DeployLimits, ENV_VAR, DeployError)

@@ -12,8 +12,9 @@ machine. A user who needs more raises one bound for one load, or for a process t
 """
 import contextlib
 import dataclasses
-import os
 import threading
+
+from mmext.limits import limits_from_environment
 
 ENV_VAR = 'MMEXT_CHECKPOINT_LIMITS'
 
@@ -44,21 +45,6 @@ class CheckpointLimits:
     max_equal_hashes: int = 64
 
 
-def _from_environment() -> CheckpointLimits:
-    text = os.environ.get(ENV_VAR, '').strip()
-    if not text:
-        return CheckpointLimits()
-    names = {field.name for field in dataclasses.fields(CheckpointLimits)}
-    overrides = {}
-    for item in text.split(','):
-        name, _, value = item.partition('=')
-        if name.strip() not in names or not value.strip().isdigit():
-            raise ValueError(f'{ENV_VAR}={text!r}: expected comma-separated name=integer items with '
-                             f'names from {sorted(names)}')
-        overrides[name.strip()] = int(value)
-    return CheckpointLimits(**overrides)
-
-
 _state = threading.local()
 
 
@@ -66,7 +52,7 @@ def current_limits() -> CheckpointLimits:
     """The bounds in force in this thread: the innermost :func:`checkpoint_limits`, else the
     environment's, else the defaults."""
     stack = getattr(_state, 'stack', None)
-    return stack[-1] if stack else _from_environment()
+    return stack[-1] if stack else limits_from_environment(CheckpointLimits, ENV_VAR)
 
 
 @contextlib.contextmanager
