@@ -112,3 +112,18 @@ def register_installed_hosts():
     logger.info('mmext: %s%s', ', '.join(f'{package} {state}' for package, state in states.items()),
                 f'; {" and ".join(absent)} not installed' if absent else '')
     return states
+
+
+def host_register_all_modules(package: str):
+    """The ``register_all_modules`` of :mod:`mmext.seg` or :mod:`mmext.det` (``package``): the host's
+    own (its modules, and its ``default_scope`` if asked); mmext's classes were registered when
+    ``package`` was imported."""
+    host = HOSTS[package][0]
+
+    def register_all_modules(init_default_scope: bool = True) -> None:
+        importlib.import_module(f'{host}.utils').register_all_modules(init_default_scope)
+
+    register_all_modules.__doc__ = (f"{host}'s ``register_all_modules`` (its modules, and "
+                                    f"``default_scope='{host}'`` if asked); {package}'s classes were "
+                                    'registered when it was imported.')
+    return register_all_modules

@@ -6,14 +6,10 @@ classes into ``mmdet.registry`` (``custom_imports=dict(imports=['mmext.det'])``)
 mmengine patches.
 """
 from mmext.engine import patch_mmengine
+from mmext.hosts import host_register_all_modules
 
 patch_mmengine()
 
 from . import datasets, heads, hooks  # noqa: E402,F401  (registers the plugins)
 
-
-def register_all_modules(init_default_scope: bool = True) -> None:
-    """mmdet's ``register_all_modules`` (its modules, and ``default_scope='mmdet'`` if asked); mmext's
-    were registered when this package was imported."""
-    from mmdet.utils import register_all_modules as register_mmdet_modules
-    register_mmdet_modules(init_default_scope)
+register_all_modules = host_register_all_modules(__name__)

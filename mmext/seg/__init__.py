@@ -6,14 +6,10 @@ classes into ``mmseg.registry`` (``custom_imports=dict(imports=['mmext.seg'])``)
 mmengine patches.
 """
 from mmext.engine import patch_mmengine
+from mmext.hosts import host_register_all_modules
 
 patch_mmengine()
 
 from . import datasets, evaluation, heads, hooks, losses  # noqa: E402,F401  (registers the plugins)
 
-
-def register_all_modules(init_default_scope: bool = True) -> None:
-    """mmseg's ``register_all_modules`` (its modules, and ``default_scope='mmseg'`` if asked); mmext's
-    were registered when this package was imported."""
-    from mmseg.utils import register_all_modules as register_mmseg_modules
-    register_mmseg_modules(init_default_scope)
+register_all_modules = host_register_all_modules(__name__)

@@ -84,3 +84,16 @@ def test_one_host_trains_and_tests(tmp_path, absent, package, config):
                    tmp_path / 'test', '--cfg-options', *options)
     log = proc.stdout + proc.stderr
     assert ('mIoU' if absent == 'mmdet' else 'bbox_mAP') in log
+
+
+@pytest.mark.parametrize('package, host, absent, head', [
+    ('mmext.seg', 'mmseg', 'mmdet', 'ObjectContextHead'), ('mmext.det', 'mmdet', 'mmseg', 'DLDEHead')])
+def test_register_all_modules_is_the_hosts_with_mmexts_classes(package, host, absent, head):
+    # as mmseg.utils.register_all_modules: the host's modules, its default scope, and here mmext's too
+    code = (f'import {package}\n{package}.register_all_modules()\n'
+            'from mmengine.registry import DefaultScope\n'
+            f"assert DefaultScope.get_current_instance().scope_name == '{host}'\n"
+            f'from {host}.registry import MODELS\n'
+            f"assert MODELS.get('{head}').__module__.startswith('{package}')\n"
+            f"assert MODELS.get('FPN') is not None  # one of {host}'s own")
+    assert absent not in _loaded_after(code, hosts_absent=[absent])

@@ -1,10 +1,5 @@
-# The embedded dataset shrunk for seconds-long tests: 8 train and 4 val images of 64 px, loaded in the
-# main process, in a folder of their own (a folder holds one parameter set). The tests point data_root
-# at a temporary folder.
-_base_ = '../../../configs/_base_/datasets/synthetic_shapes.py'
-data_root = 'data/synthetic_shapes_tiny'
-synthesis = dict(seed=0, num_train=8, num_val=4, size=64)
-tiny_loader = dict(num_workers=0, persistent_workers=False,  # what every dataloader gets
-                   dataset=dict(data_root=data_root, synthesis=synthesis))
-train_dataloader = dict(tiny_loader, batch_size=2)
-val_dataloader = test_dataloader = tiny_loader
+# The embedded segmentation dataset shrunk (tiny_data.py).
+_base_ = ['../../../configs/_base_/datasets/synthetic_shapes.py', './tiny_data.py']
+data_root = _base_.tiny_data_root  # noqa: F821
+train_dataloader = dict(_base_.tiny_loader, batch_size=2)  # noqa: F821
+val_dataloader = test_dataloader = _base_.tiny_loader  # noqa: F821
