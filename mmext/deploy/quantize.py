@@ -1,0 +1,145 @@
+"""Post-training int8 quantization of an export: ONNX Runtime's static quantization (QDQ: int8 weights per
+output channel, uint8 activations), calibrated on images of the config's training split.
+
+The result is another export directory whose ONNX file holds QuantizeLinear/DequantizeLinear pairs
+around the layers; ONNX Runtime fuses them into integer kernels, and OpenVINO reads them as its own
+int8 FakeQuantize, so :class:`~mmext.deploy.DeployedModel` and the deploy tools run it unchanged.
+
+What stays in floating point is found from the graph, not from node ids: torch's exporter records on
+every node the module classes it came from (``pkg.torch.onnx.class_hierarchy``). The steps that the
+heads compute themselves, outside their learned layers, keep float (:data:`FLOAT_SCOPES`).
+"""
+import ast
+import json
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from .spec import ONNX_FILE, DeployError, onnx_file, read_spec, write_spec
+
+# The steps that stay in floating point, by the module class whose code computes them: 'all' keeps the
+# whole module, 'own' the ops the module writes itself (its learned submodules are quantized). The
+# export graphs call the heads' predict and post-processing outside any submodule's forward, so those
+# steps are the graph's own ops.
+FLOAT_SCOPES = {
+    'SpatialGather': ('all', "OCR's spatial softmax and gather: weights of order 1 / (H * W)"),
+    'ObjectAttentionBlock': ('own', "OCR's pixel-region similarity and softmax"),
+    'SegmentorGraph': ('own', "normalisation and the heads' predict: PointRend's uncertainty, top-k, "
+                              "point coordinates and sampling, Net2Vec's intersect decoding, resizing"),
+    'DetectorGraph': ('own', "normalisation, anchor scoring (DLDE's cosine to the class means and "
+                             'modified sigmoid), box decoding, score threshold and NMS'),
+}
+CALIBRATION_SPLIT = 'train'
+
+
+def _hierarchy(node) -> List[str]:
+    """The class names of the modules ``node`` was exported from, outermost first."""
+    for prop in node.metadata_props:
+        if prop.key == 'pkg.torch.onnx.class_hierarchy':
+            return [name.rsplit('.', 1)[-1] for name in ast.literal_eval(prop.value)]
+    return []
+
+
+def float_nodes(model) -> List[str]:
+    """Names of the nodes of the ONNX ``model`` that :data:`FLOAT_SCOPES` keeps in floating point.
+
+    A node's class hierarchy ends with the op itself (e.g. ``aten.bmm.default``); the class before it is
+    the innermost module, whose 'own' ops these are.
+    """
+    names = []
+    for node in model.graph.node:
+        modules = _hierarchy(node)[:-1]
+        whole = any(FLOAT_SCOPES.get(name, ('',))[0] == 'all' for name in modules)
+        own = bool(modules) and FLOAT_SCOPES.get(modules[-1], ('',))[0] == 'own'
+        if whole or own:
+            names.append(node.name)
+    return names
+
+
+def calibration_dataset(cfg):
+    """The config's training dataset read through its test-time pipeline: the images a deployed model
+    sees, from the split that is never evaluated."""
+    if cfg.default_scope == 'mmseg':
+        from mmseg.registry import DATASETS
+    else:
+        from mmdet.registry import DATASETS
+    dataset_cfg = dict(cfg[f'{CALIBRATION_SPLIT}_dataloader'].dataset,
+                       pipeline=cfg.test_dataloader.dataset.pipeline)
+    if 'test_mode' in cfg.test_dataloader.dataset:  # mmdet: no filtering of images without boxes
+        dataset_cfg['test_mode'] = cfg.test_dataloader.dataset.test_mode
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return DATASETS.build(dataset_cfg)
+
+
+def calibration_batches(dataset, count: int, shape: Sequence[Optional[int]]) -> Iterator[Dict]:
+    """``count`` images spread over ``dataset``, as (B, 3, H, W) float32 BGR batches of the export's
+    input ``shape`` (None: any); each yields ``{'images': batch, 'paths': [...]}``."""
+    import cv2
+    batch_size = shape[0] or 1
+    indices = np.linspace(0, len(dataset) - 1, num=min(count, len(dataset))).round().astype(int)
+    images, paths = [], []
+    for index in indices:
+        sample = dataset[int(index)]
+        image = sample['inputs'].numpy().transpose(1, 2, 0)  # (H, W, 3) uint8 BGR
+        if shape[2] is not None and image.shape[:2] != tuple(shape[2:]):
+            image = cv2.resize(image, (shape[3], shape[2]), interpolation=cv2.INTER_LINEAR)
+        images.append(image)
+        paths.append(sample['data_samples'].img_path)
+        if len(images) == batch_size:
+            yield dict(images=np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2), np.float32),
+                       paths=paths)
+            images, paths = [], []
+
+
+class _Reader:
+    """ONNX Runtime's ``CalibrationDataReader`` over :func:`calibration_batches`, keeping the paths read."""
+
+    def __init__(self, batches: Iterator[Dict], input_name: str):
+        self.batches, self.input_name, self.paths = batches, input_name, []
+
+    def get_next(self):
+        batch = next(self.batches, None)
+        if batch is None:
+            return None
+        self.paths += batch['paths']
+        return {self.input_name: batch['images']}
+
+
+def quantize_export(export_dir, out_dir, cfg, count: int = 32) -> dict:
+    """Write an int8 copy of the fp32 export ``export_dir`` to ``out_dir`` and return its deploy.json.
+
+    Args:
+        cfg: the export's config; its training split calibrates (:func:`calibration_dataset`).
+        count: calibration images, spread evenly over the split.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    spec = read_spec(export_dir)
+    if spec.get('precision', 'fp32') != 'fp32':
+        raise DeployError(f'{export_dir}: a {spec["precision"]} export; quantize the fp32 export')
+    if count < 1:
+        raise DeployError(f'--calib-images {count}: calibrate on at least one image')
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = onnx_file(export_dir, spec)
+    prepared = out_dir / 'prepared.onnx'
+    # Found on the export: pre-processing keeps node names but drops the module metadata.
+    excluded = float_nodes(onnx.load(str(source), load_external_data=False))
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    reader = _Reader(calibration_batches(calibration_dataset(cfg), count, spec['input']['shape']),
+                     spec['input']['name'])
+    quantize_static(str(prepared), str(out_dir / ONNX_FILE), reader, quant_format=QuantFormat.QDQ,
+                    per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                    calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=excluded)
+    prepared.unlink()
+    spec.update(onnx=ONNX_FILE, precision='int8', calibration=dict(
+        method='onnxruntime static QDQ, MinMax, per-channel int8 weights, uint8 activations',
+        config=spec.get('config'), split=CALIBRATION_SPLIT, count=len(reader.paths),
+        float_scopes=sorted({name for name in FLOAT_SCOPES}), float_nodes=len(excluded)))
+    write_spec(out_dir, spec)
+    (out_dir / 'calibration_images.json').write_text(json.dumps(reader.paths, indent=0))
+    return spec

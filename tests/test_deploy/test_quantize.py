@@ -1,0 +1,137 @@
+"""int8 exports (tools/deploy/quantize.py, mmext.deploy.quantize) of the tiny trained-like models against
+their fp32 exports on the tiny dataset's validation images: bounds on label agreement and kept boxes,
+never exact equality; the steps of FLOAT_SCOPES stay in floating point; calibration reads the training
+split only."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip('onnxruntime')
+pytest.importorskip('openvino')
+
+from mmext.deploy import DeployedModel, DeployError, export_model  # noqa: E402
+from mmext.deploy.quantize import FLOAT_SCOPES, float_nodes, quantize_export  # noqa: E402
+from mmext.testing import tiny_config  # noqa: E402
+
+BACKENDS = ('onnxruntime', 'openvino')
+OPTIONS = dict(net2vec_tiny={'model.backbone.init_cfg': None},
+               dlde_tiny={'model.test_cfg.score_thr': 0.3}, retinanet_tiny={'model.test_cfg.score_thr': 0.05})
+CALIBRATION_IMAGES = 8
+
+
+@pytest.fixture(scope='module')
+def quantized(tmp_path_factory, trained_like, data_root):
+    """``quantized(name)``: (config, fp32 export dir, int8 export dir, int8 deploy.json), made once."""
+    cache = {}
+
+    def make(name):
+        if name not in cache:
+            tmp = tmp_path_factory.mktemp(f'{name}_int8')
+            cfg = tiny_config(name, data_root, tmp, OPTIONS.get(name))
+            export_model(trained_like(name, OPTIONS.get(name)), cfg, tmp / 'fp32')
+            spec = quantize_export(tmp / 'fp32', tmp / 'int8', cfg, CALIBRATION_IMAGES)
+            cache[name] = cfg, tmp / 'fp32', tmp / 'int8', spec
+        return cache[name]
+
+    return make
+
+
+def _val_images(data_root):
+    return sorted(str(path) for path in (Path(data_root) / 'img_dir/val').glob('*.png'))
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('name', ['ocr_tiny', 'pointrend_tiny', 'net2vec_tiny'])
+def test_int8_segmentation_agrees_with_fp32(quantized, data_root, name, backend):
+    _, fp32, int8, _ = quantized(name)
+    images = _val_images(data_root)
+    want = [s.pred_sem_seg.data for s in DeployedModel(fp32, backend).predict(images[:1])]
+    got = [s.pred_sem_seg.data for s in DeployedModel(int8, backend).predict(images[:1])]
+    for image in images[1:]:
+        want += [s.pred_sem_seg.data for s in DeployedModel(fp32, backend).predict([image])]
+        got += [s.pred_sem_seg.data for s in DeployedModel(int8, backend).predict([image])]
+    agreement = np.mean([(w == g).float().mean().item() for w, g in zip(want, got)])
+    assert agreement >= 0.97, agreement
+
+
+def _boxes(samples):
+    return [(s.pred_instances.bboxes.numpy(), s.pred_instances.labels.numpy()) for s in samples]
+
+
+def _iou(box, boxes):
+    x1, y1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    x2, y2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / (area(box) + area(boxes) - inter)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('name', ['dlde_tiny', 'retinanet_tiny'])
+def test_int8_detection_keeps_the_fp32_boxes(quantized, data_root, name, backend):
+    """Of the boxes fp32 keeps (score > 0.3), at least 80% are kept by int8 with the same label and IoU
+    above 0.8 (tiny models trained for 20 iterations score many boxes near the threshold)."""
+    _, fp32, int8, _ = quantized(name)
+    matched = total = 0
+    for image in _val_images(data_root):
+        (want_boxes, want_labels), = _boxes(DeployedModel(fp32, backend).predict([image]))
+        (got_boxes, got_labels), = _boxes(DeployedModel(int8, backend).predict([image]))
+        for box, label in zip(want_boxes, want_labels):
+            same = got_labels == label
+            matched += bool(same.any() and _iou(box, got_boxes[same]).max() > 0.8)
+        total += len(want_boxes)
+    assert total > 0 and matched / total >= 0.8, (matched, total)
+
+
+@pytest.mark.parametrize('name, scope, op', [
+    ('ocr_tiny', 'SpatialGather', 'Softmax'), ('pointrend_tiny', 'SegmentorGraph', 'TopK'),
+    ('pointrend_tiny', 'SegmentorGraph', 'GridSample'), ('dlde_tiny', 'DetectorGraph', 'Sigmoid'),
+    ('dlde_tiny', 'DetectorGraph', 'NonMaxSuppression')])
+def test_sensitive_steps_stay_in_floating_point(quantized, name, scope, op):
+    import onnx
+    _, fp32, int8, spec = quantized(name)
+    export = onnx.load(str(fp32 / 'end2end.onnx'), load_external_data=False)  # with the module metadata
+    kept = set(float_nodes(export)) & {node.name for node in export.graph.node if any(
+        p.key == 'pkg.torch.onnx.class_hierarchy' and scope in p.value for p in node.metadata_props)}
+    graph = onnx.load(str(int8 / 'end2end.onnx'), load_external_data=False).graph
+    producers = {output: node for node in graph.node for output in node.output}
+    quantizers = {node.input[0] for node in graph.node if node.op_type == 'QuantizeLinear'}
+    in_scope = [node for node in graph.node if node.name in kept]
+    assert op in {node.op_type for node in in_scope}, f'no {op} of {scope} found'
+    for node in in_scope:  # a float step is not sandwiched between DequantizeLinear and QuantizeLinear
+        from_dequantize = [i for i in node.input if i in producers]
+        dequantized = from_dequantize and all(producers[i].op_type == 'DequantizeLinear'
+                                              for i in from_dequantize)
+        assert not (dequantized and quantizers.issuperset(node.output)), node.name
+    quantized_convs = [n for n in graph.node if n.op_type == 'Conv' and any(
+        producers.get(i) is not None and producers[i].op_type == 'DequantizeLinear' for i in n.input)]
+    assert len(quantized_convs) >= 10  # the backbone's layers are int8
+    assert spec['precision'] == 'int8' and scope in spec['calibration']['float_scopes']
+
+
+def test_calibration_reads_the_training_split_only(tmp_path, data_root, trained_like):
+    """With the validation images removed, quantizing still works, and the images read are the
+    training split's."""
+    model = trained_like('ocr_tiny')  # the tiny dataset is written into data_root by now
+    data = tmp_path / 'data'
+    shutil.copytree(data_root, data)
+    shutil.rmtree(data / 'img_dir/val')
+    cfg = tiny_config('ocr_tiny', data, tmp_path)
+    export_model(model, cfg, tmp_path / 'fp32')
+    spec = quantize_export(tmp_path / 'fp32', tmp_path / 'int8', cfg, count=3)
+    paths = json.loads((tmp_path / 'int8/calibration_images.json').read_text())
+    assert len(paths) == 3 and all('/img_dir/train/' in path for path in paths)
+    assert spec['calibration']['split'] == 'train' and spec['calibration']['count'] == 3
+
+
+def test_an_int8_export_is_not_quantized_again(quantized, tmp_path):
+    cfg, _, int8, _ = quantized('ocr_tiny')
+    with pytest.raises(DeployError, match='a int8 export; quantize the fp32 export'):
+        quantize_export(int8, tmp_path / 'again', cfg)
+
+
+def test_float_scopes_name_their_reason():
+    assert all(kind in ('all', 'own') and reason for kind, reason in FLOAT_SCOPES.values())
