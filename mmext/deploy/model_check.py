@@ -250,11 +250,17 @@ def computed_bytes(name: str, values: Dict[str, Tuple[int, Dims]]) -> Optional[i
 def check_computed_values(path: Path, model: onnx.ModelProto, max_bytes: int) -> None:
     """Refuse a value computed from constants (or constants and static dims) whose size is unknown or
     over ``max_bytes``, a value from constants and dynamic dims of a known size over it, and all such
-    values together over it. ``model`` has passed :func:`check_structure`."""
+    values together over it. ``model`` has passed :func:`check_structure`.
+
+    A value of a single-output node with no more elements than a stored tensor it is computed from
+    (element-wise steps, such as the dequantization of an int8 export's weights) is bounded by the file
+    and not counted, as in :func:`check_openvino_model`.
+    """
     graph = model.graph
     values = inferred_dims(path, model)
     origins = {t.name: CONSTANT for t in graph.initializer}
     origins.update({s.values.name: CONSTANT for s in graph.sparse_initializer})
+    stored_elements = {t.name: math.prod(t.dims) for t in graph.initializer}
     total = 0
     for node in graph.node:
         where = describe_node(node)
@@ -264,6 +270,12 @@ def check_computed_values(path: Path, model: onnx.ModelProto, max_bytes: int) ->
                 continue
             origins[name] = origin
             if node.op_type == 'Constant':  # stored: checked with the other stored tensors
+                continue
+            dims = values.get(name, (None, None))[1]
+            largest_stored = max((stored_elements.get(i, 0) for i in node.input), default=0)
+            if origin == CONSTANT and len(node.output) == 1 and dims is not None and None not in dims \
+                    and 0 < math.prod(dims) <= largest_stored:
+                stored_elements[name] = largest_stored
                 continue
             size = computed_bytes(name, values)
             if size is None and origin == CONSTANT:
@@ -299,13 +311,18 @@ def check_openvino_model(path: Path, model, max_bytes: int) -> None:
     no ``Parameter``'s data, with the shapes OpenVINO's own shape inference gave them.
 
     ``ShapeOf`` counts as constant where its input's shape is static; the file's constants (``Constant``)
-    were checked in the ONNX file.
+    were checked in the ONNX file. A value with no more elements than a stored constant it is computed
+    from (element-wise steps, such as the dequantization of an int8 export's weights) is bounded by the
+    file, at most 8 bytes per stored element, and is not counted: the limit is on what a small file
+    makes a backend build.
     """
     origins, total = {}, 0
+    stored_elements = {}  # name -> elements, of the file's constants and of what keeps to their size
     for node in model.get_ordered_ops():
         kind, where = node.get_type_name(), f'{node.get_friendly_name()!r} ({node.get_type_name()})'
         if kind == 'Constant':
             origins[node.get_name()] = CONSTANT
+            stored_elements[node.get_name()] = math.prod(node.get_output_shape(0))
         if kind in ('Constant', 'Parameter', 'Result'):  # a Result is its input, counted there
             continue
         sources = [origins.get(value.get_node().get_name()) for value in node.input_values()]
@@ -315,6 +332,12 @@ def check_openvino_model(path: Path, model, max_bytes: int) -> None:
             continue
         origin = SHAPE if SHAPE in sources else CONSTANT
         origins[node.get_name()] = origin
+        largest_stored = max((stored_elements.get(value.get_node().get_name(), 0)
+                              for value in node.input_values()), default=0)
+        if node.get_output_size() == 1 and node.get_output_partial_shape(0).is_static and \
+                0 < math.prod(node.get_output_shape(0)) <= largest_stored:
+            stored_elements[node.get_name()] = largest_stored
+            continue
         for output in node.outputs():
             shape = output.get_partial_shape()
             if not shape.is_static:

@@ -280,3 +280,19 @@ def test_a_file_that_is_not_onnx_is_refused(tmp_path):
     path.write_bytes(b'\xff' * 16)
     with pytest.raises(DeployError, match='not an ONNX model'):
         open_session(path, 'openvino')
+
+
+def test_dequantized_weights_count_as_stored_but_growth_does_not(tmp_path):
+    """An int8 export's weights, dequantized to float32 when OpenVINO compiles it: 4 bytes for each stored
+    byte, bounded by the file, so a 1 MiB int8 weight opens under a 2 MiB limit although it becomes 4 MiB.
+    Doubling its elements (Concat with itself) is growth, counted and refused (both checks would)."""
+    weight = numpy_helper.from_array(np.ones(2**20, np.int8), 'q')
+    scale, zero = floats('scale', 0.5), numpy_helper.from_array(np.array(0, np.int8), 'zero')
+    dequantize = helper.make_node('DequantizeLinear', ['q', 'scale', 'zero'], ['c'])
+    path = save(graph_model([dequantize], [weight, scale, zero]), tmp_path / 'int8_weight.onnx')
+    limits = DeployLimits(max_tensor_bytes=2 * 2**20)
+    open_session(path, 'openvino', limits=limits)
+    grown = graph_model([helper.make_node('DequantizeLinear', ['q', 'scale', 'zero'], ['d']),
+                         helper.make_node('Concat', ['d', 'd'], ['c'], axis=0)], [weight, scale, zero])
+    with pytest.raises(DeployError, match=r"the Concat node computes 'c' at load: 8388608 bytes"):
+        open_session(save(grown, tmp_path / 'grown.onnx'), 'openvino', limits=limits)

@@ -1,16 +1,19 @@
-"""Batch-1 latency of a model in PyTorch eager and deployed (ONNX Runtime fp32, OpenVINO fp32 and bf16),
-interleaved in one process, with the speed-up over eager and the agreement of the predictions.
+"""Batch-1 latency of a model in PyTorch eager and deployed (ONNX Runtime and OpenVINO: fp32, int8, and
+OpenVINO bf16 where the CPU has bf16 units), interleaved in one process, with the speed-up over eager and
+the agreement of the predictions.
 
     .venv/bin/python tools/benchmarks/benchmark_deploy.py [--configs CONFIG ...] [--checkpoints CKPT ...]
-        [--sizes HxW ...] [--repeats 5] [--out-dir work_dirs/benchmarks/deploy]
+        [--sizes HxW ...] [--repeats 5] [--calib-images 4 | 0] [--out-dir work_dirs/benchmarks/deploy]
 
 For each config and size the model (random weights from seed 0, or ``--checkpoints``) is exported at that
 static size; then one image goes through each path in turns: PyTorch eager is the Runner's test path
 (``model.test_step`` on the uint8 image: data preprocessor, ``predict``, as mmseg's / mmdet's
 ``inference_model`` / ``inference_detector`` run it after their pipelines), the deployed ones take the
-same image as float32. Sizes default to the config's test size and 512x1024 (segmentation) or 800x1333
-(detection). Agreement with eager: segmentation, the share of pixels of the same class; detection, the
-share of eager's boxes of score >= 0.3 that the path also keeps with the same label at IoU >= 0.9.
+same image as float32. The int8 export is the fp32 one quantized by ``mmext.deploy.quantize`` on
+``--calib-images`` images of the config's training split (0: no int8 paths). Sizes default to the
+config's test size and 512x1024 (segmentation) or 800x1333 (detection). Agreement with eager:
+segmentation, the share of pixels of the same class; detection, the share of eager's boxes of score
+>= 0.3 that the path also keeps with the same label at IoU >= 0.9.
 Writes ``benchmark_deploy.json``, ``.md`` and ``.png`` (speed-ups over eager).
 """
 import argparse
@@ -26,6 +29,7 @@ import mmext  # noqa: F401
 from mmext.analysis import build_model, markdown_table, quiet_logs, ratio, time_interleaved, write_report
 from mmext.deploy import DeployedModel, export_model
 from mmext.deploy.export import task_of, test_input_size
+from mmext.deploy.quantize import quantize_export
 from mmext.engine.optim import cpu_bf16_flags
 from mmext.testing import scene_image
 
@@ -93,18 +97,24 @@ def agreement(prediction, reference, task) -> float:
     return float((iou.max(1, initial=0) >= DETECTION_AGREEMENT_IOU).mean())
 
 
-def bench_one(path, cfg, checkpoint, size, repeats):
+def bench_one(path, cfg, checkpoint, size, repeats, calib_images):
     task = task_of(cfg)
     model = build_model(cfg, checkpoint=checkpoint, seed=0).eval()
     image = scene_image(size)  # the embedded dataset's 128 px scenes, tiled
     predictors = {'pytorch eager fp32': eager_predictor(model, image, task)}
     with tempfile.TemporaryDirectory() as export_dir:
         export_model(model, cfg, export_dir, config_path=path, checkpoint=checkpoint, shape=size)
-        backends = [('onnxruntime fp32', 'onnxruntime', 'fp32'), ('openvino fp32', 'openvino', 'fp32')]
+        paths = [('onnxruntime fp32', export_dir, 'onnxruntime', 'fp32'),
+                 ('openvino fp32', export_dir, 'openvino', 'fp32')]
         if cpu_bf16_flags():
-            backends.append(('openvino bf16', 'openvino', 'bf16'))
-        for name, backend, precision in backends:
-            predictors[name] = deployed_predictor(DeployedModel(export_dir, backend, precision), image, task)
+            paths.append(('openvino bf16', export_dir, 'openvino', 'bf16'))
+        if calib_images:
+            int8_dir = osp.join(export_dir, 'int8')
+            quantize_export(export_dir, int8_dir, cfg, calib_images)
+            paths += [('onnxruntime int8', int8_dir, 'onnxruntime', 'fp32'),
+                      ('openvino int8', int8_dir, 'openvino', 'fp32')]
+        for name, directory, backend, precision in paths:
+            predictors[name] = deployed_predictor(DeployedModel(directory, backend, precision), image, task)
         times = time_interleaved({name: (lambda _, fn=fn: fn()) for name, fn in predictors.items()},
                                  repeats=repeats, warmup=1)
         labels = {name: fn() for name, fn in predictors.items()}
@@ -185,6 +195,8 @@ def main():
     parser.add_argument('--sizes', nargs='+',
                         help='HxW sizes (default: the config\'s test size and 512x1024, detection 800x1333)')
     parser.add_argument('--repeats', type=int, default=5)
+    parser.add_argument('--calib-images', type=int, default=4,
+                        help="int8 calibration images of the config's training split; 0: no int8 paths")
     parser.add_argument('--out-dir', default='work_dirs/benchmarks/deploy')
     args = parser.parse_args()
     checkpoints = [None if c.lower() == 'none' else c
@@ -192,15 +204,15 @@ def main():
     if len(checkpoints) != len(args.configs):
         parser.error('--checkpoints needs one checkpoint per config')
     quiet_logs()
-    summary = (f'{torch.get_num_threads()} threads, bf16 flags {cpu_bf16_flags() or "none"}, '
-               f'torch {torch.__version__}')
+    summary = (f'{torch.get_num_threads()} threads, bf16 flags {cpu_bf16_flags() or "none"}'
+               f'{"" if cpu_bf16_flags() else " (so no OpenVINO bf16 path)"}, torch {torch.__version__}')
     results = []
     for path, checkpoint in zip(args.configs, checkpoints):
         cfg = Config.fromfile(path)
         sizes = ([tuple(int(v) for v in size.split('x')) for size in args.sizes] if args.sizes else
                  [test_input_size(cfg), LARGE_SIZE[task_of(cfg)]])
         for size in sizes:
-            results.append(bench_one(path, cfg, checkpoint, size, args.repeats))
+            results.append(bench_one(path, cfg, checkpoint, size, args.repeats, args.calib_images))
             print(markdown(results[-1:], summary).split('\n', 4)[-1], flush=True)
     write_report(args.out_dir, 'benchmark_deploy', dict(results=results), markdown(results, summary),
                  chart=lambda path: bar_chart(results, path))
