@@ -1,13 +1,15 @@
-"""Train-step time of the embedded models in fp32 and in mixed precision, interleaved in one process.
+"""Train-step time of the embedded models in fp32 and mixed precision, in the default or the channels-last
+memory format, interleaved in one process.
 
     .venv/bin/python tools/benchmarks/amp_train_step.py [--configs CONFIG ...] [--repeats 10] [--profile]
-        [--out-dir work_dirs/benchmarks/amp]
+        [--variants fp32 fp32+cl mixed mixed+cl] [--out-dir work_dirs/benchmarks/amp]
 
-For each config, two copies of its model with the same weights take one ``train_step`` each on the same
-batch of the config's training data, in turns: one through ``OptimWrapper`` (fp32), one through
+For each config, one copy of its model per variant (the same weights) takes one ``train_step`` on the
+same batch of the config's training data, in turns: fp32 through ``OptimWrapper``, mixed through
 ``MixedPrecisionOptimWrapper`` (bf16 autocast on a CPU with bf16 units, fp16 on a GPU), both built from
-the config's ``optim_wrapper``. It prints the median seconds and the ratio mixed / fp32 and writes
-``amp_train_step.json`` and ``amp_train_step.md``.
+the config's ``optim_wrapper``; ``+cl`` puts the model and its input batches in channels-last, as
+``ChannelsLastHook`` does. On a CPU without bf16 units the mixed variants are left out. It prints the
+median seconds and the ratios to the first variant and writes ``amp_train_step.json`` and ``.md``.
 
 ``--profile`` then runs one more step of each under ``torch.profiler`` and sums the self CPU time of
 the ops by kind (convolutions, matrix products, normalisation, dtype casts, the optimizer, the rest):
@@ -28,6 +30,7 @@ from mmengine.optim import build_optim_wrapper
 import mmext  # noqa: F401  (registers the models and MixedPrecisionOptimWrapper)
 from mmext.analysis import (build_model, load_batches, markdown_table, quiet_logs, ratio, time_interleaved,
                             write_report)
+from mmext.engine.channels_last_hook import to_channels_last
 from mmext.engine.optim import cpu_bf16_flags, optim_wrapper_in
 
 CONFIGS = ('configs/ocr_r50.py', 'configs/pointrend_r50.py', 'configs/dlde_retinanet_r50.py',
@@ -44,29 +47,38 @@ def without_pretrained(cfg):
     return cfg
 
 
-def time_config(path, repeats, device, profile=False):
+VARIANTS = ('fp32', 'fp32+cl', 'mixed', 'mixed+cl')  # +cl: channels-last, as ChannelsLastHook sets it
+
+
+def time_config(path, variants, repeats, device, profile=False):
+    """One train step of each variant's copy of the config's model, interleaved; ratios against the
+    first variant."""
     cfg = Config.fromfile(path)
     cfg.model = without_pretrained(cfg.model.to_dict())
     batch = load_batches(cfg, 'train', max_batches=1)[0]
     models, wrappers = {}, {}
-    for name in ('fp32', 'mixed'):
+    for name in variants:
+        precision, channels_last = name.split('+')[0], name.endswith('+cl')
         models[name] = build_model(cfg, device=device, seed=0).train()
         # The recipe's own wrapper, made plain fp32, and then mixed as --amp makes it.
         wrapper_cfg = optim_wrapper_in(copy.deepcopy(cfg.optim_wrapper.to_dict()), 'fp32')
-        if name == 'mixed':
+        if precision == 'mixed':
             wrapper_cfg = optim_wrapper_in(wrapper_cfg, 'mixed')
         wrappers[name] = build_optim_wrapper(models[name], wrapper_cfg)
+        if channels_last:
+            models[name].to(memory_format=torch.channels_last)
+            models[name].data_preprocessor.register_forward_hook(to_channels_last)
     steps = {name: (lambda _, name=name: models[name].train_step(copy.copy(batch), wrappers[name]))
              for name in models}
     times = time_interleaved(steps, repeats=repeats, warmup=2, device=device)
     medians = {name: statistics.median(samples) for name, samples in times.items()}
     result = dict(config=path, batch_size=len(batch['inputs']), input_shape=list(batch['inputs'][0].shape),
-                  samples=times, median_seconds=medians, ratio_mixed_to_fp32=ratio(medians['mixed'],
-                                                                                  medians['fp32']))
+                  samples=times, median_seconds=medians,
+                  ratio_to_first={name: ratio(medians[name], medians[variants[0]]) for name in variants})
     if profile:
-        result['profile_ms'] = {name: profile_by_kind(lambda: step(0)) for name, step in steps.items()}
+        result['profile_ms'] = {name: profile_by_kind(lambda: steps[name](0))
+                                for name in (variants[0], variants[-1])}
     return result
-
 
 # Op-name fragments of each kind, first match wins (aten names as the CPU profiler reports them).
 OP_KINDS = (('convolution', ('conv', 'mkldnn_convolution')),
@@ -98,14 +110,17 @@ def profile_by_kind(fn) -> dict:
 
 
 def markdown(results, env):
-    lines = [f'Train step, median of {len(results[0]["samples"]["fp32"])} interleaved steps; {env}', '']
-    lines += markdown_table(['config', 'batch', 'fp32 (s)', 'mixed (s)', 'mixed / fp32'], [
-        [osp.basename(r['config']), r['batch_size'], f'{r["median_seconds"]["fp32"]:.3f}',
-         f'{r["median_seconds"]["mixed"]:.3f}', f'{r["ratio_mixed_to_fp32"]:.3f}'] for r in results])
+    variants = list(results[0]['median_seconds'])
+    first = variants[0]
+    lines = [f'Train step, median of {len(results[0]["samples"][first])} interleaved steps; {env}', '']
+    lines += markdown_table(
+        ['config', 'batch'] + [f'{v} (s)' for v in variants] + [f'{v} / {first}' for v in variants[1:]],
+        [[osp.basename(r['config']), r['batch_size']] + [f'{r["median_seconds"][v]:.3f}' for v in variants]
+         + [f'{r["ratio_to_first"][v]:.3f}' for v in variants[1:]] for r in results])
     for result in results:
         if 'profile_ms' not in result:
             continue
-        fp32, mixed = result['profile_ms']['fp32'], result['profile_ms']['mixed']
+        fp32, mixed = result['profile_ms'][first], result['profile_ms'][variants[-1]]
         total32, total16 = sum(fp32.values()), sum(mixed.values())
         kinds = sorted(set(fp32) | set(mixed), key=lambda k: -mixed.get(k, 0))
         rows = [[kind, f'{fp32.get(kind, 0.0):.0f}', f'{mixed.get(kind, 0.0):.0f}',
@@ -114,25 +129,33 @@ def markdown(results, env):
         rows.append(['total', f'{total32:.0f}', f'{total16:.0f}', f'{ratio(total16, total32):.2f}', '100%'])
         lines += ['', f'{osp.basename(result["config"])}, one profiled step, self CPU time by kind of op:',
                   '']
-        lines += markdown_table(['kind', 'fp32 (ms)', 'mixed (ms)', 'mixed / fp32', 'share of mixed'], rows)
+        last = variants[-1]
+        lines += markdown_table(['kind', f'{first} (ms)', f'{last} (ms)', f'{last} / {first}',
+                                 f'share of {last}'], rows)
     return '\n'.join(lines) + '\n'
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--configs', nargs='+', default=list(CONFIGS))
+    parser.add_argument('--variants', nargs='+', choices=VARIANTS, default=['fp32', 'mixed'],
+                        help='fp32 or mixed precision, +cl in channels-last; ratios against the first')
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--profile', action='store_true', help='also profile one step of each, by kind of op')
     parser.add_argument('--out-dir', default='work_dirs/benchmarks/amp')
     args = parser.parse_args()
     device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    variants = args.variants
     if device == 'cpu' and not cpu_bf16_flags():
-        raise SystemExit('this CPU has no bf16 units: mixed precision is refused on it, nothing to time')
+        variants = [v for v in variants if not v.startswith('mixed')]
+        print('this CPU has no bf16 units: mixed precision is refused on it, its variants are not timed')
+        if len(variants) < 2:
+            raise SystemExit('nothing to compare: give two fp32 variants, e.g. --variants fp32 fp32+cl')
     quiet_logs()
     summary = f'{device}, {torch.get_num_threads()} threads, bf16 flags {cpu_bf16_flags() or "none"}'
     results = []
     for path in args.configs:
-        results.append(time_config(path, args.repeats, device, args.profile))
+        results.append(time_config(path, variants, args.repeats, device, args.profile))
         print(markdown(results[-1:], summary).splitlines()[-1], flush=True)
     write_report(args.out_dir, 'amp_train_step', dict(device=device, results=results),
                  markdown(results, summary))
