@@ -113,7 +113,7 @@ class DetectorGraph(PreprocessedGraph):
 
     def __init__(self, model: nn.Module):
         super().__init__(model)
-        self.head = model.bbox_head
+        self.head = check_one_stage_anchor_head(model)
         self.size_divisor = int(getattr(model.data_preprocessor, 'pad_size_divisor', 1))
         self.test_cfg = check_test_cfg(self.head)
         self.min_size = max(max(stride) for stride in self.head.prior_generator.strides) + 1
@@ -147,6 +147,31 @@ class DetectorGraph(PreprocessedGraph):
     def anchor_logits(self, class_map: torch.Tensor) -> torch.Tensor:
         """(B, A*C, H, W) -> (B, H*W*A, C), the order of mmdet's ``_predict_by_feat_single``."""
         return class_map.permute(0, 2, 3, 1).reshape(class_map.shape[0], -1, self.head.cls_out_channels)
+
+
+SUPPORTED_DETECTORS = ('one-stage detectors with an anchor head that predicts class scores and box deltas '
+                       '(RetinaHead and its subclasses: RetinaNet, DLDE)')
+
+
+def check_one_stage_anchor_head(model: nn.Module) -> nn.Module:
+    """The detector's ``bbox_head``, after refusing, by name, the detectors the graph does not reproduce:
+    two-stage ones (Faster R-CNN: RPN and RoI heads), anchor-free heads (FCOS) and anchor heads with
+    outputs beyond scores and deltas (ATSS's centerness)."""
+    from mmdet.models.dense_heads import AnchorHead
+
+    from .spec import DeployError
+    name = type(model).__name__
+    head = getattr(model, 'bbox_head', None)
+    if head is None:
+        parts = [part for part in ('rpn_head', 'roi_head') if hasattr(model, part)]
+        raise DeployError(f'{name} ({" and ".join(parts) or "no bbox_head"}): mmext.deploy exports '
+                          f'{SUPPORTED_DETECTORS}')
+    extra = [loss for loss in ('loss_centerness', 'loss_iou', 'loss_dfl') if hasattr(head, loss)]
+    if not isinstance(head, AnchorHead) or extra:
+        why = f'its {", ".join(extra)}' if extra else 'not an AnchorHead'
+        raise DeployError(f'{name} with {type(head).__name__} ({why}): mmext.deploy exports '
+                          f'{SUPPORTED_DETECTORS}')
+    return head
 
 
 def check_test_cfg(head: nn.Module) -> dict:

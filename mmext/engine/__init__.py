@@ -19,6 +19,6 @@ from .patches import patch_mmengine
 from .runner import add_common_args, build_runner, load_analysis_config, load_config
 
 __all__ = ['UnsafeCheckpointError', 'atomic_write', 'atomic_write_text', 'checkpoint_limits', 'cpu_backend',
-           'setup_distributed', 'teardown_distributed', 'FiniteCheckHook', 'ChannelsLastHook', 'patch_mmengine',
-           'add_common_args', 'load_config', 'load_analysis_config', 'build_runner',
+           'setup_distributed', 'teardown_distributed', 'FiniteCheckHook', 'ChannelsLastHook',
+           'patch_mmengine', 'add_common_args', 'load_config', 'load_analysis_config', 'build_runner',
            'CpuBf16OptimWrapper', 'mixed_precision_optim_wrapper', 'cpu_bf16_flags']

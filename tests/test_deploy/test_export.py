@@ -80,3 +80,29 @@ def test_export_leaves_the_global_random_state_alone(tmp_path, monkeypatch):
         torch.manual_seed(123)
         assert torch.equal(after_export, torch.rand(3))
     assert len(examples) == 2 and torch.equal(examples[0], examples[1])
+
+
+@pytest.mark.parametrize('config, refused', [
+    ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', 'FCOS with FCOSHead (its loss_centerness)'),
+    ('atss/atss_r50_fpn_1x_coco.py', 'ATSS with ATSSHead (its loss_centerness)'),
+    ('faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py', 'FasterRCNN (rpn_head and roi_head)'),
+])
+def test_unsupported_stock_detectors_are_refused_by_name(config, refused):
+    import os
+
+    import mmdet
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    import mmext.det  # noqa: F401
+    from mmext.deploy.graph import DetectorGraph
+    cfg = Config.fromfile(os.path.join(os.path.dirname(mmdet.__file__), '.mim/configs', config))
+    cfg.model.backbone.init_cfg = None
+    with DefaultScope.overwrite_default_scope('mmdet'), torch.device('meta'):
+        model = MODELS.build(cfg.model)
+    with pytest.raises(DeployError) as error:
+        DetectorGraph(model)
+    assert str(error.value) == (f'{refused}: mmext.deploy exports one-stage detectors with an anchor head '
+                                'that predicts class scores and box deltas (RetinaHead and its subclasses: '
+                                'RetinaNet, DLDE)')
