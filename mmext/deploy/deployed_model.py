@@ -3,7 +3,7 @@ import os
 import stat
 import warnings
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -83,13 +83,39 @@ def stack_images(images: Sequence[np.ndarray]) -> np.ndarray:
     return np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2), dtype=np.float32)
 
 
-def seg_samples(logits: np.ndarray, threshold) -> list:
-    """(B, K, H, W) logits -> SegDataSamples as mmseg's ``postprocess_result`` makes them (images
-    at their own size): ``seg_logits`` (sigmoid for K = 1) and ``pred_sem_seg``."""
+def fit_to_export(images: Sequence[np.ndarray], spec: dict) -> np.ndarray:
+    """(H, W, 3) arrays -> the (B, 3, H, W) float32 batch the export takes: a static export's input size
+    by padding each image at the bottom and right with zeros, as mmseg's and mmdet's data preprocessors
+    pad (an image larger than it is refused); a dynamic export's, by stacking images of one size."""
+    height, width = spec['input']['shape'][2:]
+    if height is None:
+        return stack_images(images)
+    padded = []
+    for image in images:
+        if image.ndim != 3 or image.shape[0] > height or image.shape[1] > width:
+            raise DeployError(f'an image of shape {image.shape} does not fit this static export of '
+                              f'{height} x {width}; export with --dynamic or a larger --shape')
+        padded.append(np.pad(image, ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0))))
+    return stack_images(padded)
+
+
+def seg_samples(logits: np.ndarray, threshold, sizes: Sequence[Tuple[int, int]] = (),
+                metainfos: Sequence[dict] = (), align_corners: bool = False) -> list:
+    """(B, K, H, W) logits -> SegDataSamples as mmseg's ``postprocess_result`` makes them: each image's
+    logits cropped to its ``sizes`` (the padding of :func:`fit_to_export` removed) and resized
+    (bilinear, ``align_corners`` of the model) to its meta's ``ori_shape`` where a test-time resize
+    changed it; ``seg_logits`` (sigmoid for K = 1) and ``pred_sem_seg``."""
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
     samples = []
-    for image_logits in torch.from_numpy(logits):
+    for index, image_logits in enumerate(torch.from_numpy(logits)):
+        meta = metainfos[index] if index < len(metainfos) else {}
+        if index < len(sizes):
+            image_logits = image_logits[:, :sizes[index][0], :sizes[index][1]]
+        ori_shape = tuple(meta.get('ori_shape') or image_logits.shape[1:])
+        if ori_shape != tuple(image_logits.shape[1:]):
+            image_logits = torch.nn.functional.interpolate(
+                image_logits[None], size=ori_shape, mode='bilinear', align_corners=align_corners)[0]
         if image_logits.shape[0] > 1:
             pred = image_logits.argmax(dim=0, keepdim=True)
         else:
@@ -97,18 +123,20 @@ def seg_samples(logits: np.ndarray, threshold) -> list:
             pred = (image_logits > threshold).to(image_logits)
         sample = SegDataSample(metainfo=dict(img_shape=tuple(image_logits.shape[1:]),
                                              ori_shape=tuple(image_logits.shape[1:])))
+        sample.set_metainfo(meta)
         sample.seg_logits = PixelData(data=image_logits)
         sample.pred_sem_seg = PixelData(data=pred)
         samples.append(sample)
     return samples
 
 
-def det_samples(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, height: int, width: int,
-                metainfos: Sequence[dict] = ()) -> list:
+def det_samples(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                sizes: Sequence[Tuple[int, int]], metainfos: Sequence[dict] = ()) -> list:
     """The padded (B, M, 4) boxes, (B, M) scores and labels of a detector graph -> DetDataSamples
     whose ``pred_instances`` hold the kept boxes (label >= 0), as mmdet's ``predict`` makes them.
 
-    A meta's ``scale_factor`` (of a test-pipeline ``Resize``) divides the boxes back to the original
+    Boxes are clipped to each image's own (H, W) ``sizes`` (the padding of :func:`fit_to_export`
+    removed); a meta's ``scale_factor`` (of a test-pipeline ``Resize``) divides them back to the original
     image, as ``predict(rescale=True)`` does; the graph gives boxes in input pixels.
     """
     from mmdet.structures import DetDataSample
@@ -116,9 +144,12 @@ def det_samples(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, heigh
     samples = []
     for index, (image_boxes, image_scores, image_labels) in enumerate(zip(boxes, scores, labels)):
         kept = image_labels >= 0
+        height, width = sizes[index]
         meta = dict(img_shape=(height, width), ori_shape=(height, width))
         meta.update(metainfos[index] if index < len(metainfos) else {})
         image_boxes = torch.from_numpy(image_boxes[kept])
+        image_boxes[:, 0::2] = image_boxes[:, 0::2].clamp(0, width)
+        image_boxes[:, 1::2] = image_boxes[:, 1::2].clamp(0, height)
         if meta.get('scale_factor') is not None:
             scale_x, scale_y = meta['scale_factor']
             image_boxes = image_boxes * image_boxes.new_tensor([1 / scale_x, 1 / scale_y]).repeat(2)
@@ -169,12 +200,10 @@ class DeployedModel:
             metainfos: per image, meta to carry into the samples (e.g. the dataset's ``img_path``;
                 a detection meta's ``scale_factor`` rescales its boxes, see :func:`det_samples`).
         """
-        batch = stack_images(load_images(images, self.limits.max_image_pixels))
-        outputs = self.run(batch)
+        arrays = load_images(images, self.limits.max_image_pixels)
+        sizes = [image.shape[:2] for image in arrays]
+        outputs = self.run(fit_to_export(arrays, self.spec))
         if self.task == 'detection':
-            return det_samples(outputs['boxes'], outputs['scores'], outputs['labels'], *batch.shape[2:],
-                               metainfos or ())
-        samples = seg_samples(outputs['logits'], self.spec.get('threshold'))
-        for sample, meta in zip(samples, metainfos or ()):
-            sample.set_metainfo(meta)
-        return samples
+            return det_samples(outputs['boxes'], outputs['scores'], outputs['labels'], sizes, metainfos or ())
+        return seg_samples(outputs['logits'], self.spec.get('threshold'), sizes, metainfos or (),
+                           self.spec.get('align_corners', False))

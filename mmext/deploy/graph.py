@@ -84,7 +84,8 @@ class SegmentorGraph(PreprocessedGraph):
         and, for a point head, what bf16 inference costs (measured, docs/deploy.md)."""
         head = self.model.decode_head
         head = head[-1] if isinstance(head, nn.ModuleList) else head
-        spec = dict(threshold=getattr(head, 'threshold', None))
+        spec = dict(threshold=getattr(head, 'threshold', None),
+                    align_corners=bool(getattr(self.model, 'align_corners', False)))
         if hasattr(head, 'subdivide') or hasattr(head, 'get_points_test'):  # mmext's or mmseg's point head
             spec['bf16_warning'] = POINT_HEAD_BF16_WARNING
         return spec

@@ -283,3 +283,37 @@ def test_image_that_is_not_a_regular_file_is_refused(tmp_path):
     (tmp_path / 'zeros.png').symlink_to('/dev/zero')
     with pytest.raises(DeployError, match='zeros.png: not a regular file'):
         load_images([tmp_path / 'zeros.png'])
+
+
+def test_images_are_padded_to_a_static_export_and_refused_above_it():
+    from mmext.deploy.deployed_model import fit_to_export
+    spec = dict(input=dict(shape=[2, 3, 4, 5]))
+    images = [np.full((3, 5, 3), 7, np.uint8), np.full((4, 2, 3), 9, np.uint8)]
+    batch = fit_to_export(images, spec)
+    assert batch.shape == (2, 3, 4, 5) and batch.dtype == np.float32
+    assert (batch[0, :, :3] == 7).all() and (batch[0, :, 3] == 0).all()  # padded at the bottom
+    assert (batch[1, :, :, :2] == 9).all() and (batch[1, :, :, 2:] == 0).all()  # and at the right
+    with pytest.raises(DeployError, match=r'does not fit this static export of 4 x 5; export with --dynamic'):
+        fit_to_export([np.zeros((4, 6, 3), np.uint8)], spec)
+
+
+def test_logits_are_cropped_and_resized_back_as_mmseg_does():
+    from mmseg.models.utils import resize
+
+    from mmext.deploy.deployed_model import seg_samples
+    logits = np.random.default_rng(0).normal(size=(1, 3, 8, 10)).astype(np.float32)
+    meta = dict(img_shape=(6, 9), ori_shape=(12, 18), img_path='a.png')
+    (sample,) = seg_samples(logits, None, sizes=[(6, 9)], metainfos=[meta], align_corners=False)
+    want = resize(torch.from_numpy(logits[:, :, :6, :9]), size=(12, 18), mode='bilinear', align_corners=False)
+    torch.testing.assert_close(sample.seg_logits.data, want[0])
+    assert torch.equal(sample.pred_sem_seg.data[0], want[0].argmax(0))
+    assert sample.img_path == 'a.png' and sample.ori_shape == (12, 18)
+
+
+def test_boxes_are_clipped_to_each_image_and_rescaled():
+    from mmext.deploy.deployed_model import det_samples
+    boxes = np.array([[[2.0, 2.0, 60.0, 30.0], [0.0, 0.0, 0.0, 0.0]]], np.float32)
+    scores, labels = np.array([[0.9, 0.0]], np.float32), np.array([[1, -1]])
+    (sample,) = det_samples(boxes, scores, labels, sizes=[(20, 40)],
+                            metainfos=[dict(scale_factor=(0.5, 0.5))])
+    torch.testing.assert_close(sample.pred_instances.bboxes, torch.tensor([[4.0, 4.0, 80.0, 40.0]]))

@@ -123,3 +123,31 @@ def test_infer_tool_draws_boxes(exported_detector, data_root):
     for image in images:
         picture, original = cv2.imread(str(tmp / 'vis' / image.name)), cv2.imread(str(image))
         assert picture.shape == original.shape and (picture != original).any()
+
+
+def _resized_config(tmp, size):
+    config = tmp / f'ocr_tiny_resized_{size}.py'
+    config.write_text(f"_base_ = '{TINY}'\n" + f'''test_dataloader = dict(dataset=dict(pipeline=[
+    dict(type='LoadImageFromFile'), dict(type='Resize', scale=({size}, {size}), keep_ratio=True),
+    dict(type='LoadAnnotations'), dict(type='PackSegInputs')]))
+''')
+    return config
+
+
+def test_a_test_time_resize_evaluates_at_pytorchs_metrics(exported):
+    """A config whose test pipeline resizes (as every stock dataset config does, keep-ratio; here the
+    64 px images to 96): the dynamic export predicts at 96 px and DeployedModel resizes the logits back
+    to the original 64 px as mmseg's postprocess_result does, so tools/deploy/test.py gives
+    tools/test.py's metrics. A static 64 px export takes images resized to 48 px, padded."""
+    tmp, checkpoint, options = exported
+    config = _resized_config(tmp, 96)
+    pytorch = last_metrics(run_tool('tools/test.py', config, checkpoint, '--work-dir', tmp / 'work_resized',
+                                    '--cfg-options', *options))
+    run_tool('tools/deploy/export.py', config, checkpoint, '--out', tmp / 'dynamic', '--dynamic',
+             '--cfg-options', *options)
+    deployed = last_metrics(run_tool('tools/deploy/test.py', config, tmp / 'dynamic',
+                                     '--cfg-options', *options))
+    assert deployed == pytest.approx(pytorch, abs=0.01)
+    padded = last_metrics(run_tool('tools/deploy/test.py', _resized_config(tmp, 48), tmp / 'export',
+                                   '--cfg-options', *options))
+    assert 0 <= padded['mIoU'] <= 100  # evaluates: the logits come back at the 64 px of the labels
