@@ -24,9 +24,9 @@ class ChannelsLastHook(Hook):
     Args:
         precisions (tuple of str, optional): train in channels-last only when the optim wrapper runs in
             one of these ('fp32', 'bf16', 'fp16', see :func:`~mmext.engine.optim.wrapper_precision`),
-            and leave runs without an optim wrapper (testing) alone; None: always. The embedded recipes
-            give ('bf16',): on the CPU measured, channels-last made the bf16 OCRNet train step 0.83x
-            as long and the fp32 one 0.98x (docs/benchmarks.md).
+            and leave runs without an optim wrapper (testing) alone; None: always. On the CPU measured,
+            channels-last made the bf16 OCRNet train step 0.83x as long and the fp32 one 0.98x
+            (docs/benchmarks.md), so ('bf16',) is the setting that pays there.
 
     oneDNN's CPU convolutions work in NHWC; in the default NCHW layout PyTorch reorders each
     convolution's input and output, forward and backward. In channels-last the reorders disappear and

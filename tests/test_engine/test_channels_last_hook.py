@@ -40,17 +40,19 @@ def test_channels_last_model_gives_the_default_layouts_losses(tiny_model):
     assert not model.data_preprocessor._forward_hooks
 
 
+HOOKS = [dict(type='ChannelsLastHook', precisions=('bf16', ))]
+
+
 @pytest.mark.parametrize('wrapper, channels_last', [
     (dict(type='OptimWrapper'), False),
     (dict(type='MixedPrecisionOptimWrapper', unsupported='fp32'), bool(cpu_bf16_flags())),
 ])
-def test_the_runtimes_train_bf16_runs_in_channels_last_and_fp32_ones_as_they_were(tiny_runner, wrapper,
-                                                                                   channels_last):
-    # seg_runtime.py's hooks: ChannelsLastHook(precisions=('bf16',)); bf16 only on a CPU with bf16 units
+def test_bf16_runs_train_in_channels_last_and_fp32_ones_as_they_were(tiny_runner, wrapper, channels_last):
+    # ChannelsLastHook(precisions=('bf16',)); bf16 only on a CPU with bf16 units
     runner = tiny_runner('ocr_tiny', {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 10,
+                                      'custom_hooks': HOOKS,
                                       'optim_wrapper': dict(wrapper, _delete_=True,
-                                                                optimizer=dict(type='SGD', lr=0.01))},
-                         runtime='seg_runtime')
+                                                            optimizer=dict(type='SGD', lr=0.01))})
     runner.train()
     weight = runner.model.backbone.stem[0].weight
     assert weight.is_contiguous(memory_format=torch.channels_last) == channels_last
@@ -58,6 +60,6 @@ def test_the_runtimes_train_bf16_runs_in_channels_last_and_fp32_ones_as_they_wer
 
 
 def test_a_test_run_is_left_alone(tiny_runner):
-    runner = tiny_runner('ocr_tiny', runtime='seg_runtime')
+    runner = tiny_runner('ocr_tiny', {'custom_hooks': HOOKS})
     hook = next(h for h in runner.hooks if isinstance(h, ChannelsLastHook))
     assert hook.precisions == ('bf16', ) and not hook._applies(runner)  # no optim wrapper built
