@@ -40,13 +40,20 @@ def test_input_size(cfg: Config) -> Tuple[int, int]:
                       'pass --shape H W')
 
 
-def dataset_metainfo(cfg: Config) -> dict:
-    """The test dataset's ``classes`` and ``palette``, read without loading its data (``lazy_init``)."""
+def build_dataset(cfg: Config, dataset_cfg: dict):
+    """``dataset_cfg`` built by the config's host (mmseg's or mmdet's ``DATASETS``, in its scope)."""
+    from mmengine.registry import DefaultScope
     if cfg.default_scope == 'mmseg':
         from mmseg.registry import DATASETS
     else:
         from mmdet.registry import DATASETS
-    metainfo = DATASETS.build(dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return DATASETS.build(dataset_cfg)
+
+
+def dataset_metainfo(cfg: Config) -> dict:
+    """The test dataset's ``classes`` and ``palette``, read without loading its data (``lazy_init``)."""
+    metainfo = build_dataset(cfg, dict(cfg.test_dataloader.dataset, lazy_init=True)).metainfo
     return dict(classes=list(metainfo.get('classes', ())),
                 palette=[list(map(int, c)) for c in metainfo.get('palette', ())])
 

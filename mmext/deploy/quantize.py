@@ -16,6 +16,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from .export import build_dataset
 from .spec import ONNX_FILE, DeployError, onnx_file, read_spec, write_spec
 
 # The steps that stay in floating point, by the module class whose code computes them: 'all' keeps the
@@ -60,17 +61,11 @@ def float_nodes(model) -> List[str]:
 def calibration_dataset(cfg):
     """The config's training dataset read through its test-time pipeline: the images a deployed model
     sees, from the split that is never evaluated."""
-    if cfg.default_scope == 'mmseg':
-        from mmseg.registry import DATASETS
-    else:
-        from mmdet.registry import DATASETS
     dataset_cfg = dict(cfg[f'{CALIBRATION_SPLIT}_dataloader'].dataset,
                        pipeline=cfg.test_dataloader.dataset.pipeline)
     if 'test_mode' in cfg.test_dataloader.dataset:  # mmdet: no filtering of images without boxes
         dataset_cfg['test_mode'] = cfg.test_dataloader.dataset.test_mode
-    from mmengine.registry import DefaultScope
-    with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        return DATASETS.build(dataset_cfg)
+    return build_dataset(cfg, dataset_cfg)
 
 
 def calibration_batches(dataset, count: int, shape: Sequence[Optional[int]]) -> Iterator[Dict]:
@@ -139,7 +134,7 @@ def quantize_export(export_dir, out_dir, cfg, count: int = 32) -> dict:
     spec.update(onnx=ONNX_FILE, precision='int8', calibration=dict(
         method='onnxruntime static QDQ, MinMax, per-channel int8 weights, uint8 activations',
         config=spec.get('config'), split=CALIBRATION_SPLIT, count=len(reader.paths),
-        float_scopes=sorted({name for name in FLOAT_SCOPES}), float_nodes=len(excluded)))
+        float_scopes=sorted(FLOAT_SCOPES), float_nodes=len(excluded)))
     write_spec(out_dir, spec)
     (out_dir / 'calibration_images.json').write_text(json.dumps(reader.paths, indent=0))
     return spec
