@@ -1,17 +1,22 @@
 """Run an exported ONNX file: ONNX Runtime (CPU execution provider) or OpenVINO (CPU, fp32 or bf16), after
 the checks of :mod:`mmext.deploy.model_check`."""
+import tempfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Iterable, Optional
+from xml.etree import ElementTree
 
 import numpy as np
 
 from mmext.engine import cpu_bf16_flags
+from .float_scopes import float_nodes
 from .limits import DeployLimits, deploy_limits
 from .model_check import check_onnx, check_openvino_model
 from .spec import DeployError
 
 BACKENDS = ('onnxruntime', 'openvino')
 PRECISIONS = ('fp32', 'bf16')
+REDUCED_TYPES = ('f16', 'bf16')
+UNMARKED_LAYERS = ('Const', 'Parameter', 'Result')  # IR layer types with no arithmetic
 
 
 def check_precision(backend: str, precision: str, cpuinfo: str = '/proc/cpuinfo') -> None:
@@ -57,17 +62,51 @@ def read_with_openvino(onnx_path: Path):
     return frontend.convert(frontend.load(str(onnx_path)))
 
 
+def keep_in_fp32(model, onnx_names: Iterable[str]):
+    """A copy of the ov.Model ``model`` whose operations from the ONNX nodes ``onnx_names`` run in fp32 when
+    it is compiled in bf16 (or f16).
+
+    OpenVINO's CPU plugin keeps a node's precision when its runtime info holds ``DisablePrecisionConversion``
+    towards the reduced type. The Python API can set runtime info only as strings, which the plugin does
+    not read as that attribute; the IR reader does. So the model goes through IR (in memory), with the
+    attribute added to the layers the ONNX frontend made from those nodes: they carry the node's name,
+    alone or before a '/'.
+    """
+    import openvino as ov
+    names = set(onnx_names)
+    with tempfile.TemporaryDirectory() as directory:
+        xml_path, bin_path = Path(directory) / 'model.xml', Path(directory) / 'model.bin'
+        ov.save_model(model, str(xml_path), compress_to_fp16=False)
+        tree = ElementTree.parse(xml_path)
+        weights = np.fromfile(bin_path, dtype=np.uint8)
+    for layer in tree.getroot().iter('layer'):
+        if layer.get('name', '').split('/')[0] in names and layer.get('type') not in UNMARKED_LAYERS:
+            rt_info = layer.find('rt_info')
+            if rt_info is None:
+                rt_info = ElementTree.SubElement(layer, 'rt_info')
+            ElementTree.SubElement(rt_info, 'attribute', name='DisablePrecisionConversion', version='0',
+                                   value=f'dynamic:{",".join(REDUCED_TYPES)}')
+    return ov.Core().read_model(ElementTree.tostring(tree.getroot(), encoding='unicode'), ov.Tensor(weights))
+
+
 class OpenVinoSession:
     """OpenVINO on the CPU, reading the ONNX file directly; ``precision`` is its
     ``INFERENCE_PRECISION_HINT``. What compiling would fold is checked against ``max_tensor_bytes``
-    first (:func:`check_openvino_model`)."""
+    first (:func:`check_openvino_model`). In bf16 the export's float scopes
+    (:mod:`mmext.deploy.float_scopes`) stay in fp32 (:func:`keep_in_fp32`); ``fp32_nodes`` counts the
+    ONNX nodes kept."""
 
     def __init__(self, onnx_path: Path, precision: str = 'fp32',
                  max_tensor_bytes: int = DeployLimits.max_tensor_bytes):
+        import onnx
         import openvino as ov
         hint = {'fp32': 'f32', 'bf16': 'bf16'}[precision]
         model = read_with_openvino(onnx_path)
         check_openvino_model(onnx_path, model, max_tensor_bytes)
+        self.fp32_nodes = 0
+        if precision == 'bf16':
+            names = float_nodes(onnx.load(str(onnx_path), load_external_data=False))
+            model, self.fp32_nodes = keep_in_fp32(model, names), len(names)
         # LATENCY: one request at a time on all cores. OpenVINO's default keeps busy worker streams
         # that starved PyTorch in the same process (70x slower interleaved, on 2 cores).
         self.model = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': hint,

@@ -179,10 +179,12 @@ class DeployedModel:
         if self.task not in ('segmentation', 'detection'):
             raise DeployError(f'{export_dir}: task {self.task!r}; DeployedModel serves segmentation and '
                               'detection exports')
-        if precision == 'bf16' and self.spec.get('bf16_warning'):
-            warnings.warn(f'{export_dir}: {self.spec["bf16_warning"]}')
         self.session = open_session(onnx_file(self.export_dir, self.spec), backend, precision,
                                     root=self.export_dir, limits=self.limits)
+        if precision == 'bf16' and not self.session.fp32_nodes:
+            warnings.warn(f'{export_dir}: its ONNX file does not say which modules its nodes come from '
+                          '(torch.onnx metadata), so OpenVINO bf16 runs every step in bf16, point selection '
+                          'and box decoding included; re-export it with tools/deploy/export.py')
 
     @property
     def classes(self) -> list:
@@ -194,16 +196,27 @@ class DeployedModel:
         return self.session(batch)
 
     def predict(self, images: Sequence[Image], metainfos: Sequence[dict] = None) -> list:
-        """Images (paths or (H, W, 3) uint8 BGR arrays of one size) -> SegDataSamples or DetDataSamples.
+        """Images (paths or (H, W, 3) uint8 BGR arrays; of one size for a dynamic export) -> SegDataSamples
+        or DetDataSamples. A static export runs them in batches of its own size, the last one filled up
+        with blank images.
 
         Args:
             metainfos: per image, meta to carry into the samples (e.g. the dataset's ``img_path``;
                 a detection meta's ``scale_factor`` rescales its boxes, see :func:`det_samples`).
         """
         arrays = load_images(images, self.limits.max_image_pixels)
-        sizes = [image.shape[:2] for image in arrays]
-        outputs = self.run(fit_to_export(arrays, self.spec))
-        if self.task == 'detection':
-            return det_samples(outputs['boxes'], outputs['scores'], outputs['labels'], sizes, metainfos or ())
-        return seg_samples(outputs['logits'], self.spec.get('threshold'), sizes, metainfos or (),
-                           self.spec.get('align_corners', False))
+        metainfos = list(metainfos or ())
+        batch_size = self.spec['input']['shape'][0] or len(arrays)
+        samples = []
+        for start in range(0, len(arrays), batch_size):
+            chunk = arrays[start:start + batch_size]
+            blanks = [np.zeros_like(chunk[0])] * (batch_size - len(chunk))
+            outputs = {name: value[:len(chunk)] for name, value in
+                       self.run(fit_to_export(chunk + blanks, self.spec)).items()}
+            sizes, metas = [image.shape[:2] for image in chunk], metainfos[start:start + batch_size]
+            if self.task == 'detection':
+                samples += det_samples(outputs['boxes'], outputs['scores'], outputs['labels'], sizes, metas)
+            else:
+                samples += seg_samples(outputs['logits'], self.spec.get('threshold'), sizes, metas,
+                                       self.spec.get('align_corners', False))
+        return samples

@@ -64,12 +64,6 @@ class PreprocessedGraph(nn.Module):
         return normalize_images(images, self.mean, self.std, self.reverse_channels)
 
 
-POINT_HEAD_BF16_WARNING = (
-    'OpenVINO bf16 changes PointRend\'s predictions: the embedded PointRend lost 5.85 mIoU (68.60 -> '
-    '62.75) and 3-4% of its pixels changed class, against +0.04 mIoU for OCRNet; OpenVINO runs the '
-    'point selection and sampling arithmetic in bf16 too. Use fp32 for PointRend (docs/deploy.md).')
-
-
 class SegmentorGraph(PreprocessedGraph):
     """(B, 3, H, W) images -> (B, K, H, W) ``logits``, what ``predict`` puts in ``seg_logits`` for
     images that need no resizing back (``ori_shape == img_shape``)."""
@@ -80,15 +74,11 @@ class SegmentorGraph(PreprocessedGraph):
         return dict(logits='(B, K, H, W) float32 class logits at the input size (seg_logits of predict)')
 
     def postprocess_spec(self) -> dict:
-        """How predict turns logits into labels: sigmoid > threshold for one channel, else argmax;
-        and, for a point head, what bf16 inference costs (measured, docs/deploy.md)."""
+        """How predict turns logits into labels: sigmoid > threshold for one channel, else argmax."""
         head = self.model.decode_head
         head = head[-1] if isinstance(head, nn.ModuleList) else head
-        spec = dict(threshold=getattr(head, 'threshold', None),
+        return dict(threshold=getattr(head, 'threshold', None),
                     align_corners=bool(getattr(self.model, 'align_corners', False)))
-        if hasattr(head, 'subdivide') or hasattr(head, 'get_points_test'):  # mmext's or mmseg's point head
-            spec['bf16_warning'] = POINT_HEAD_BF16_WARNING
-        return spec
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         height, width = images.shape[2:]

@@ -5,57 +5,20 @@ The result is another export directory whose ONNX file holds QuantizeLinear/Dequ
 around the layers; ONNX Runtime fuses them into integer kernels, and OpenVINO reads them as its own
 int8 FakeQuantize, so :class:`~mmext.deploy.DeployedModel` and the deploy tools run it unchanged.
 
-What stays in floating point is found from the graph, not from node ids: torch's exporter records on
-every node the module classes it came from (``pkg.torch.onnx.class_hierarchy``). The steps that the
-heads compute themselves, outside their learned layers, keep float (:data:`FLOAT_SCOPES`).
+What stays in floating point is found from the graph, not from node ids
+(:mod:`mmext.deploy.float_scopes`).
 """
-import ast
 import json
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, Optional, Sequence
 
 import numpy as np
 
 from .export import build_dataset
+from .float_scopes import FLOAT_SCOPES, float_nodes
 from .spec import ONNX_FILE, DeployError, onnx_file, read_spec, write_spec
 
-# The steps that stay in floating point, by the module class whose code computes them: 'all' keeps the
-# whole module, 'own' the ops the module writes itself (its learned submodules are quantized). The
-# export graphs call the heads' predict and post-processing outside any submodule's forward, so those
-# steps are the graph's own ops.
-FLOAT_SCOPES = {
-    'SpatialGather': ('all', "OCR's spatial softmax and gather: weights of order 1 / (H * W)"),
-    'ObjectAttentionBlock': ('own', "OCR's pixel-region similarity and softmax"),
-    'SegmentorGraph': ('own', "normalisation and the heads' predict: PointRend's uncertainty, top-k, "
-                              "point coordinates and sampling, Net2Vec's intersect decoding, resizing"),
-    'DetectorGraph': ('own', "normalisation, anchor scoring (DLDE's cosine to the class means and "
-                             'modified sigmoid), box decoding, score threshold and NMS'),
-}
 CALIBRATION_SPLIT = 'train'
-
-
-def _hierarchy(node) -> List[str]:
-    """The class names of the modules ``node`` was exported from, outermost first."""
-    for prop in node.metadata_props:
-        if prop.key == 'pkg.torch.onnx.class_hierarchy':
-            return [name.rsplit('.', 1)[-1] for name in ast.literal_eval(prop.value)]
-    return []
-
-
-def float_nodes(model) -> List[str]:
-    """Names of the nodes of the ONNX ``model`` that :data:`FLOAT_SCOPES` keeps in floating point.
-
-    A node's class hierarchy ends with the op itself (e.g. ``aten.bmm.default``); the class before it is
-    the innermost module, whose 'own' ops these are.
-    """
-    names = []
-    for node in model.graph.node:
-        modules = _hierarchy(node)[:-1]
-        whole = any(FLOAT_SCOPES.get(name, ('',))[0] == 'all' for name in modules)
-        own = bool(modules) and FLOAT_SCOPES.get(modules[-1], ('',))[0] == 'own'
-        if whole or own:
-            names.append(node.name)
-    return names
 
 
 def calibration_dataset(cfg):
@@ -115,7 +78,7 @@ def quantize_export(export_dir, out_dir, cfg, count: int = 32) -> dict:
 
     spec = read_spec(export_dir)
     if spec.get('precision', 'fp32') != 'fp32':
-        raise DeployError(f'{export_dir}: a {spec["precision"]} export; quantize the fp32 export')
+        raise DeployError(f'{export_dir}: precision {spec["precision"]!r}; quantize the fp32 export')
     if count < 1:
         raise DeployError(f'--calib-images {count}: calibrate on at least one image')
     out_dir = Path(out_dir)

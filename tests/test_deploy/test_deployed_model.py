@@ -18,7 +18,6 @@ whose header does not bound what OpenCV allocates; genuine ones decode as ``mmcv
 """
 import io
 import struct
-import warnings
 from pathlib import Path
 
 import cv2
@@ -177,18 +176,20 @@ def test_dynamic_detection_matches_pytorch_at_unseen_sizes_and_batch(exported, n
         assert_same_detections(deployed.predict(images), torch_predict(model, images), weights)
 
 
-def test_bf16_on_a_pointrend_export_warns_with_the_measured_loss(exported):
-    # docs/deploy.md: OpenVINO bf16 cost the embedded PointRend 5.85 mIoU; OCR's export has no warning.
-    from mmext.engine.optim import cpu_bf16_flags
-    if not cpu_bf16_flags():
-        pytest.skip('this CPU has no bf16 units (bf16 is refused on it)')
-    _, pointrend = exported('pointrend_tiny', dynamic=False, weights='random')
-    with pytest.warns(UserWarning, match='OpenVINO bf16 changes PointRend.*Use fp32'):
-        DeployedModel(pointrend, 'openvino', 'bf16')
-    _, ocr = exported('ocr_tiny', dynamic=False, weights='random')
-    with warnings.catch_warnings():
-        warnings.simplefilter('error')
-        DeployedModel(ocr, 'openvino', 'bf16')
+@pytest.mark.parametrize('batch', [1, 2])
+def test_a_static_export_predicts_any_number_of_images(tmp_path, batch):
+    """Three images through static exports of batch 1 and 2 (the last batch filled with a blank image)
+    give what each image gives alone."""
+    quiet_logs()
+    cfg = tiny_config('ocr_tiny')
+    export_model(build_model(cfg, seed=0).eval(), cfg, tmp_path, batch=batch)
+    deployed = DeployedModel(tmp_path, 'onnxruntime')
+    images = sample_images('random', 3, 64, 64)
+    together = deployed.predict(images)
+    alone = [deployed.predict([image] * batch)[0] for image in images]
+    assert len(together) == 3
+    for got, want in zip(together, alone):
+        torch.testing.assert_close(got.seg_logits.data, want.seg_logits.data, rtol=0, atol=1e-5)
 
 
 def tiled_tiff(width: int, height: int, tile: int) -> bytes:
