@@ -10,7 +10,7 @@ What stays in floating point is found from the graph, not from node ids
 """
 import json
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence
+from typing import Dict, Iterator, Sequence
 
 import numpy as np
 
@@ -31,23 +31,34 @@ def calibration_dataset(cfg):
     return build_dataset(cfg, dataset_cfg)
 
 
-def calibration_batches(dataset, count: int, shape: Sequence[Optional[int]]) -> Iterator[Dict]:
-    """``count`` images spread over ``dataset``, as (B, 3, H, W) float32 BGR batches of the export's
-    input ``shape`` (None: any); each yields ``{'images': batch, 'paths': [...]}``."""
+def shrink_to_fit(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """An (H, W, 3) image larger than ``size`` (H, W) resized to fit inside it, keeping its aspect ratio;
+    others unchanged."""
     import cv2
-    batch_size = shape[0] or 1
+    scale = min(size[0] / image.shape[0], size[1] / image.shape[1])
+    if scale >= 1:
+        return image
+    width, height = max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def calibration_batches(dataset, count: int, spec: dict) -> Iterator[Dict]:
+    """``count`` images spread over ``dataset``, in (B, 3, H, W) float32 BGR batches as the export with
+    deploy.json ``spec`` receives them from :meth:`~mmext.deploy.DeployedModel.predict`: a static export's
+    smaller images padded at the bottom and right (:func:`~mmext.deploy.deployed_model.fit_to_export`),
+    larger ones shrunk to fit first. Never stretched: an upscaled image is smoother than any real one, and
+    ranges calibrated on it clip a real image's activations. Yields ``{'images': batch, 'paths': [...]}``."""
+    from .deployed_model import fit_to_export
+    batch_size, size = spec['input']['shape'][0] or 1, spec['input']['shape'][2:]
     indices = np.linspace(0, len(dataset) - 1, num=min(count, len(dataset))).round().astype(int)
     images, paths = [], []
     for index in indices:
         sample = dataset[int(index)]
         image = sample['inputs'].numpy().transpose(1, 2, 0)  # (H, W, 3) uint8 BGR
-        if shape[2] is not None and image.shape[:2] != tuple(shape[2:]):
-            image = cv2.resize(image, (shape[3], shape[2]), interpolation=cv2.INTER_LINEAR)
-        images.append(image)
+        images.append(image if size[0] is None else shrink_to_fit(image, size))
         paths.append(sample['data_samples'].img_path)
         if len(images) == batch_size:
-            yield dict(images=np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2), np.float32),
-                       paths=paths)
+            yield dict(images=fit_to_export(images, spec), paths=paths)
             images, paths = [], []
 
 
@@ -88,7 +99,7 @@ def quantize_export(export_dir, out_dir, cfg, count: int = 32) -> dict:
     # Found on the export: pre-processing keeps node names but drops the module metadata.
     excluded = float_nodes(onnx.load(str(source), load_external_data=False))
     quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
-    reader = _Reader(calibration_batches(calibration_dataset(cfg), count, spec['input']['shape']),
+    reader = _Reader(calibration_batches(calibration_dataset(cfg), count, spec),
                      spec['input']['name'])
     quantize_static(str(prepared), str(out_dir / ONNX_FILE), reader, quant_format=QuantFormat.QDQ,
                     per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,

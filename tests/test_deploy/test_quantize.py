@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip('onnxruntime')
 pytest.importorskip('openvino')
 
 from mmext.deploy import DeployedModel, DeployError, export_model  # noqa: E402
 from mmext.deploy.float_scopes import FLOAT_SCOPES, float_nodes  # noqa: E402
-from mmext.deploy.quantize import quantize_export  # noqa: E402
+from mmext.deploy.quantize import calibration_batches, quantize_export, shrink_to_fit  # noqa: E402
 from mmext.testing import tiny_config  # noqa: E402
 
 BACKENDS = ('onnxruntime', 'openvino')
@@ -215,3 +216,38 @@ def test_bf16_on_an_export_without_module_metadata_warns(quantized, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         DeployedModel(fp32, 'openvino', 'bf16')
+
+
+def _samples(*shapes):
+    """Dataset-like samples: (3, H, W) uint8 ``inputs`` of one grey level each, and an ``img_path``."""
+    from types import SimpleNamespace
+    return [dict(inputs=torch.full((3, *shape), 10 * (i + 1), dtype=torch.uint8),
+                 data_samples=SimpleNamespace(img_path=f'train/{i}.png')) for i, shape in enumerate(shapes)]
+
+
+def test_calibration_pads_images_into_a_larger_static_export():
+    """As DeployedModel.predict feeds them: padded at the bottom and right, never stretched (ranges
+    calibrated on stretched, smoother images clipped real activations: 22% of RetinaNet's confident
+    boxes kept at 800x1333 against 95-97% padded)."""
+    spec = dict(input=dict(shape=[2, 3, 96, 128]))
+    batches = list(calibration_batches(_samples((64, 64), (64, 80)), 2, spec))
+    assert len(batches) == 1 and batches[0]['paths'] == ['train/0.png', 'train/1.png']
+    images = batches[0]['images']
+    assert images.shape == (2, 3, 96, 128) and images.dtype == np.float32
+    assert (images[0, :, :64, :64] == 10).all() and (images[1, :, :64, :80] == 20).all()
+    assert images[0, :, 64:].sum() == 0 and images[0, :, :, 64:].sum() == 0
+    assert images[1, :, :, 80:].sum() == 0
+
+
+def test_calibration_shrinks_larger_images_keeping_their_ratio():
+    spec = dict(input=dict(shape=[1, 3, 64, 64]))
+    images = next(calibration_batches(_samples((128, 96)), 1, spec))['images']
+    assert images.shape == (1, 3, 64, 64)
+    assert (images[0, :, :, :48] == 10).all() and images[0, :, :, 48:].sum() == 0  # 128 x 96 -> 64 x 48
+    assert shrink_to_fit(np.zeros((50, 40, 3), np.uint8), (64, 64)).shape == (50, 40, 3)
+
+
+def test_calibration_of_a_dynamic_export_takes_images_as_they_are():
+    spec = dict(input=dict(shape=[None, 3, None, None]))
+    batches = list(calibration_batches(_samples((64, 64), (80, 96)), 2, spec))
+    assert [batch['images'].shape for batch in batches] == [(1, 3, 64, 64), (1, 3, 80, 96)]
